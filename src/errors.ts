@@ -1,0 +1,232 @@
+/**
+ * Typed errors. Every failure the library reports is a `GatewayError` with a stable `code`
+ * (listed in docs/errors.md; a test keeps the two in sync). Callers match on `code`.
+ * The HTTP status for each code lives in one table here (`statusFor`), nowhere else.
+ */
+
+/** Base class: `code` is API, `message` is for humans, `cause` holds the underlying error. */
+export class GatewayError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** Invalid options or configuration (thrown at construction, never at run time). */
+export class ConfigError extends GatewayError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('GW_ERR_CONFIG_INVALID', message, options);
+  }
+}
+
+/** An upstream address string that cannot be parsed. */
+export class AddressError extends GatewayError {
+  constructor(message: string) {
+    super('GW_ERR_CONFIG_ADDRESS', message);
+  }
+}
+
+/** The upstream refused or could not be reached (ECONNREFUSED, ENOENT, EACCES, ...). */
+export class ConnectError extends GatewayError {
+  readonly address: string;
+  constructor(address: string, cause: unknown) {
+    const reason = describeSystemError(cause);
+    super('GW_ERR_CONNECT_FAILED', `cannot connect to ${address}: ${reason}`, { cause });
+    this.address = address;
+  }
+}
+
+/** No connection within `connectTimeout`. */
+export class ConnectTimeoutError extends GatewayError {
+  readonly address: string;
+  constructor(address: string, timeoutMs: number) {
+    super('GW_ERR_CONNECT_TIMEOUT', `connect to ${address} timed out after ${timeoutMs} ms`);
+    this.address = address;
+  }
+}
+
+/** The pool's wait queue is full. */
+export class PoolQueueFullError extends GatewayError {
+  constructor(maxQueue: number) {
+    super('GW_ERR_POOL_QUEUE_FULL', `upstream pool wait queue is full (${maxQueue} waiting)`);
+  }
+}
+
+/** A request waited in the pool queue longer than `queueTimeout`. */
+export class PoolQueueTimeoutError extends GatewayError {
+  constructor(timeoutMs: number) {
+    super('GW_ERR_POOL_QUEUE_TIMEOUT', `no upstream connection became free within ${timeoutMs} ms`);
+  }
+}
+
+/** The pool was closed or destroyed. */
+export class PoolClosedError extends GatewayError {
+  constructor() {
+    super('GW_ERR_POOL_CLOSED', 'upstream pool is closed');
+  }
+}
+
+/** No upstream record for `readTimeout` ms while a response was expected. */
+export class ReadTimeoutError extends GatewayError {
+  constructor(timeoutMs: number) {
+    super('GW_ERR_UPSTREAM_READ_TIMEOUT', `upstream sent nothing for ${timeoutMs} ms`);
+  }
+}
+
+/** The upstream did not accept request bytes for `writeTimeout` ms. */
+export class WriteTimeoutError extends GatewayError {
+  constructor(timeoutMs: number) {
+    super('GW_ERR_UPSTREAM_WRITE_TIMEOUT', `upstream accepted no request bytes for ${timeoutMs} ms`);
+  }
+}
+
+/** The upstream closed the connection (or it failed) before END_REQUEST. */
+export class UpstreamClosedError extends GatewayError {
+  /** True when no response byte had arrived: the request may be retried on a fresh socket. */
+  readonly beforeResponse: boolean;
+  constructor(beforeResponse: boolean, cause?: unknown) {
+    const detail = cause === undefined ? '' : `: ${describeSystemError(cause)}`;
+    super('GW_ERR_UPSTREAM_CLOSED', `upstream closed the connection before END_REQUEST${detail}`, { cause });
+    this.beforeResponse = beforeResponse;
+  }
+}
+
+/** END_REQUEST carried a protocol status other than REQUEST_COMPLETE. */
+export class UpstreamRejectedError extends GatewayError {
+  readonly protocolStatus: number;
+  constructor(code: 'GW_ERR_UPSTREAM_CANT_MPX_CONN' | 'GW_ERR_UPSTREAM_OVERLOADED' | 'GW_ERR_UPSTREAM_UNKNOWN_ROLE', protocolStatus: number) {
+    const what = {
+      GW_ERR_UPSTREAM_CANT_MPX_CONN: 'cannot multiplex connections (FCGI_CANT_MPX_CONN)',
+      GW_ERR_UPSTREAM_OVERLOADED: 'is overloaded (FCGI_OVERLOADED)',
+      GW_ERR_UPSTREAM_UNKNOWN_ROLE: 'does not support the requested role (FCGI_UNKNOWN_ROLE)',
+    }[code];
+    super(code, `upstream ${what}`);
+    this.protocolStatus = protocolStatus;
+  }
+}
+
+/** The caller aborted the request (for example the HTTP client went away). */
+export class AbortedError extends GatewayError {
+  constructor(cause?: unknown) {
+    super('GW_ERR_UPSTREAM_ABORTED', 'request aborted by the caller', { cause });
+  }
+}
+
+/** A response handler (onStdout / onStderr) threw; the exchange fails with this. */
+export class HandlerError extends GatewayError {
+  constructor(cause: unknown) {
+    super('GW_ERR_UPSTREAM_HANDLER', `response handler threw: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
+}
+
+/** Malformed FastCGI bytes. `offset` counts bytes from the start of the stream. */
+export class ProtocolError extends GatewayError {
+  readonly offset: number;
+  readonly reason: string;
+  constructor(reason: string, offset: number) {
+    super('GW_ERR_PROTO_INVALID', `fastcgi protocol error at byte ${offset}: ${reason}`);
+    this.offset = offset;
+    this.reason = reason;
+  }
+}
+
+/** One name-value pair does not fit a single PARAMS record (php-fpm cannot take it). */
+export class ParamsTooLargeError extends GatewayError {
+  readonly paramName: string;
+  readonly size: number;
+  readonly limit: number;
+  constructor(paramName: string, size: number, limit: number) {
+    super(
+      'GW_ERR_PROTO_PARAMS_TOO_LARGE',
+      `param ${JSON.stringify(paramName.slice(0, 64))} needs ${size} bytes, more than one FastCGI record holds (${limit} bytes)`,
+    );
+    this.paramName = paramName;
+    this.size = size;
+    this.limit = limit;
+  }
+}
+
+/** The CGI response head exceeded `maxHeadSize`. */
+export class CgiHeadTooLargeError extends GatewayError {
+  constructor(limit: number) {
+    super('GW_ERR_CGI_HEAD_TOO_LARGE', `upstream response head exceeds ${limit} bytes`);
+  }
+}
+
+/** The CGI response head is malformed (bad header line, bad Status, no blank line). */
+export class CgiHeadInvalidError extends GatewayError {
+  constructor(reason: string) {
+    super('GW_ERR_CGI_HEAD_INVALID', `invalid upstream response head: ${reason}`);
+  }
+}
+
+/** The request body source failed (stream error, wrong length). */
+export class BodySourceError extends GatewayError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('GW_ERR_BODY_SOURCE', message, options);
+  }
+}
+
+/** The request body is larger than allowed. */
+export class BodyTooLargeError extends GatewayError {
+  constructor(limit: number) {
+    super('GW_ERR_BODY_TOO_LARGE', `request body exceeds ${limit} bytes`);
+  }
+}
+
+/** Every code with its HTTP status. The only place that picks status codes. */
+export const ERROR_STATUS: Readonly<Record<string, number>> = Object.freeze({
+  GW_ERR_CONFIG_INVALID: 500,
+  GW_ERR_CONFIG_ADDRESS: 500,
+  GW_ERR_CONNECT_FAILED: 502,
+  GW_ERR_CONNECT_TIMEOUT: 504,
+  GW_ERR_POOL_QUEUE_FULL: 503,
+  GW_ERR_POOL_QUEUE_TIMEOUT: 503,
+  GW_ERR_POOL_CLOSED: 503,
+  GW_ERR_UPSTREAM_READ_TIMEOUT: 504,
+  GW_ERR_UPSTREAM_WRITE_TIMEOUT: 504,
+  GW_ERR_UPSTREAM_CLOSED: 502,
+  GW_ERR_UPSTREAM_CANT_MPX_CONN: 502,
+  GW_ERR_UPSTREAM_OVERLOADED: 503,
+  GW_ERR_UPSTREAM_UNKNOWN_ROLE: 502,
+  GW_ERR_UPSTREAM_ABORTED: 499,
+  GW_ERR_UPSTREAM_HANDLER: 500,
+  GW_ERR_PROTO_INVALID: 502,
+  GW_ERR_PROTO_PARAMS_TOO_LARGE: 431,
+  GW_ERR_CGI_HEAD_TOO_LARGE: 502,
+  GW_ERR_CGI_HEAD_INVALID: 502,
+  GW_ERR_BODY_SOURCE: 400,
+  GW_ERR_BODY_TOO_LARGE: 413,
+});
+
+/** HTTP status for an error: its code's entry, else 500. */
+export function statusFor(err: unknown): number {
+  if (err instanceof GatewayError) return ERROR_STATUS[err.code] ?? 500;
+  return 500;
+}
+
+/** "ECONNREFUSED (connection refused)" style text for a Node system error. */
+export function describeSystemError(err: unknown): string {
+  if (err && typeof err === 'object') {
+    const e = err as { code?: unknown; message?: unknown };
+    const hint = typeof e.code === 'string' ? SYSTEM_HINTS[e.code] : undefined;
+    if (typeof e.code === 'string') return hint ? `${e.code} (${hint})` : `${e.code}`;
+    if (typeof e.message === 'string') return e.message;
+  }
+  return String(err);
+}
+
+const SYSTEM_HINTS: Record<string, string> = {
+  ECONNREFUSED: 'nothing is listening there',
+  ENOENT: 'no such socket file',
+  EACCES: 'permission denied on the socket',
+  ECONNRESET: 'connection reset by peer',
+  EPIPE: 'peer closed the connection',
+  ENOTFOUND: 'host name not found',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  ENOTSOCK: 'not a socket',
+  ECONNABORTED: 'connection aborted',
+};

@@ -1,0 +1,435 @@
+/**
+ * A bounded pool of connections to one FastCGI upstream, with a FIFO wait queue.
+ *
+ *   dispatch ─▶ idle socket (LIFO: hottest first) ─▶ run
+ *            └▶ queue (FIFO, ≤ maxQueue, queueTimeout) ─▶ served by the next released or
+ *                                                          newly connected socket
+ *
+ * Why the gateway queues instead of opening more sockets: a kept-alive connection pins a
+ * php-fpm worker, so connections beyond pm.max_children wait in php-fpm's listen backlog
+ * behind pinned workers (seconds of stall). Keep `connections` ≤ pm.max_children; with
+ * `probeLimits` the pool asks the responder (FCGI_MAX_CONNS) and caps itself.
+ *
+ * Stale sockets: php-fpm closes a kept connection when a worker exits (pm.max_requests,
+ * reload). An idle socket that sees the close leaves the pool; a request that loses the race
+ * (a reused socket fails before any response byte, with every body byte still held) is
+ * retried once on a fresh socket.
+ */
+import { PoolClosedError, PoolQueueFullError, PoolQueueTimeoutError, type GatewayError, UpstreamClosedError, ConfigError } from '../errors.js';
+import { type UpstreamAddress, parseAddress } from './address.js';
+import { UpstreamConnection, type ConnectionOwner, type ConnectionTimeouts } from './connection.js';
+import { connectSocket } from './connector.js';
+import { Exchange, type ExchangeController, type ExchangeHandler, type FastCgiRequest } from './exchange.js';
+import { queryValues, type ResponderValues } from './values.js';
+
+/** Pool options. Durations in ms (0 disables), sizes in bytes. */
+export interface PoolOptions {
+  /** Maximum open connections (default 4). Keep it ≤ php-fpm's pm.max_children. */
+  readonly connections?: number;
+  /** Send FCGI_KEEP_CONN and reuse sockets (default true). */
+  readonly keepAlive?: boolean;
+  /** Close a socket idle in the pool this long (default 30000). */
+  readonly idleTimeout?: number;
+  /** Requests allowed to wait for a connection (default 1024); more → GW_ERR_POOL_QUEUE_FULL. */
+  readonly maxQueue?: number;
+  /** Longest wait in the queue (default 10000) → GW_ERR_POOL_QUEUE_TIMEOUT. */
+  readonly queueTimeout?: number;
+  /** Connect timeout (default 5000) → GW_ERR_CONNECT_TIMEOUT. */
+  readonly connectTimeout?: number;
+  /** Longest silence while a response is expected (default 60000) → GW_ERR_UPSTREAM_READ_TIMEOUT. */
+  readonly readTimeout?: number;
+  /** Longest wait for the upstream to accept request bytes (default 60000) → GW_ERR_UPSTREAM_WRITE_TIMEOUT. */
+  readonly writeTimeout?: number;
+  /** Requests per socket before it is retired (default 0: no limit); match pm.max_requests. */
+  readonly maxRequestsPerConnection?: number;
+  /** Stream-body bytes held so a request can be replayed on a fresh socket (default 65536). */
+  readonly retryBufferSize?: number;
+  /**
+   * Ask the responder for FCGI_MAX_CONNS once, before the first connection, and cap
+   * `connections` to it (default true). A responder that does not answer is used as configured.
+   */
+  readonly probeLimits?: boolean;
+}
+
+/** Options after defaults, as the pool uses them. */
+export type ResolvedPoolOptions = Required<PoolOptions>;
+
+/** Defaults (ms / bytes). */
+export const POOL_DEFAULTS: ResolvedPoolOptions = Object.freeze({
+  connections: 4,
+  keepAlive: true,
+  idleTimeout: 30_000,
+  maxQueue: 1024,
+  queueTimeout: 10_000,
+  connectTimeout: 5_000,
+  readTimeout: 60_000,
+  writeTimeout: 60_000,
+  maxRequestsPerConnection: 0,
+  retryBufferSize: 65_536,
+  probeLimits: true,
+});
+
+/** Validate and default pool options; throws ConfigError naming the bad field. */
+export function resolvePoolOptions(input: PoolOptions = {}, path = 'pool'): ResolvedPoolOptions {
+  const known = new Set(Object.keys(POOL_DEFAULTS));
+  for (const key of Object.keys(input)) {
+    if (!known.has(key)) throw new ConfigError(`unknown option ${path}.${key}`);
+  }
+  const out = { ...POOL_DEFAULTS, ...stripUndefined(input) } as ResolvedPoolOptions;
+  const int = (key: keyof ResolvedPoolOptions, min: number, unit: string): void => {
+    const v = out[key];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) {
+      throw new ConfigError(`${path}.${key} must be an integer ≥ ${min}${unit ? ` (${unit})` : ''}`);
+    }
+  };
+  int('connections', 1, '');
+  int('idleTimeout', 0, 'ms');
+  int('maxQueue', 0, '');
+  int('queueTimeout', 0, 'ms');
+  int('connectTimeout', 0, 'ms');
+  int('readTimeout', 0, 'ms');
+  int('writeTimeout', 0, 'ms');
+  int('maxRequestsPerConnection', 0, '');
+  int('retryBufferSize', 0, 'bytes');
+  if (typeof out.keepAlive !== 'boolean') throw new ConfigError(`${path}.keepAlive must be a boolean`);
+  if (typeof out.probeLimits !== 'boolean') throw new ConfigError(`${path}.probeLimits must be a boolean`);
+  return Object.freeze(out);
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  const r: Partial<T> = {};
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) (r as Record<string, unknown>)[k] = v;
+  return r;
+}
+
+/** A read-only snapshot of the pool. */
+export interface PoolStats {
+  /** Effective connection limit (configured, or capped by FCGI_MAX_CONNS). */
+  readonly limit: number;
+  /** Open sockets (idle + busy). */
+  readonly connected: number;
+  readonly idle: number;
+  readonly busy: number;
+  /** Connects in progress. */
+  readonly connecting: number;
+  /** Requests waiting for a connection. */
+  readonly queued: number;
+  /** Requests dispatched since creation. */
+  readonly dispatched: number;
+  /** Requests finished with END_REQUEST / with an error. */
+  readonly completed: number;
+  readonly failed: number;
+  /** Sockets opened since creation. */
+  readonly connects: number;
+  /** Requests retried on a fresh socket after a stale one failed. */
+  readonly retries: number;
+  /** What the responder reported to FCGI_GET_VALUES, when probed. */
+  readonly responder: ResponderValues | null;
+}
+
+/** Result of `request()`: the whole response, buffered. */
+export interface BufferedResponse {
+  readonly stdout: Buffer;
+  readonly stderr: Buffer;
+  readonly appStatus: number;
+  readonly protocolStatus: number;
+}
+
+/** See the module comment. */
+export class ConnectionPool implements ConnectionOwner {
+  readonly address: UpstreamAddress;
+  readonly options: ResolvedPoolOptions;
+  readonly #timeouts: ConnectionTimeouts;
+  #limit: number;
+  #idle: UpstreamConnection[] = [];
+  #open = new Set<UpstreamConnection>();
+  #connecting = 0;
+  /** FIFO of waiting exchanges; entries may be done (aborted) and are skipped. */
+  #queue: Exchange[] = [];
+  #queueHead = 0;
+  #queued = 0;
+  #nextId = 1;
+  #closing = false;
+  #closeWaiters: Array<() => void> = [];
+  #probe: 'todo' | 'running' | 'done';
+  #responder: ResponderValues | null = null;
+  #dispatched = 0;
+  #completed = 0;
+  #failed = 0;
+  #connects = 0;
+  #retries = 0;
+
+  constructor(address: string | UpstreamAddress, options: PoolOptions = {}) {
+    this.address = typeof address === 'string' ? parseAddress(address) : address;
+    this.options = resolvePoolOptions(options);
+    this.#limit = this.options.connections;
+    this.#probe = this.options.probeLimits ? 'todo' : 'done';
+    this.#timeouts = {
+      idleTimeout: this.options.idleTimeout,
+      readTimeout: this.options.readTimeout,
+      writeTimeout: this.options.writeTimeout,
+    };
+  }
+
+  /** A snapshot of counters and sizes. */
+  get stats(): PoolStats {
+    const idle = this.#idle.length;
+    return {
+      limit: this.#limit,
+      connected: this.#open.size,
+      idle,
+      busy: this.#open.size - idle,
+      connecting: this.#connecting,
+      queued: this.#queued,
+      dispatched: this.#dispatched,
+      completed: this.#completed,
+      failed: this.#failed,
+      connects: this.#connects,
+      retries: this.#retries,
+      responder: this.#responder,
+    };
+  }
+
+  /**
+   * Send a request; the response goes to `handler`. Throws at once for input that can never
+   * be sent (a param too large for one record, a bad body type); every other failure reaches
+   * `handler.onError`.
+   */
+  dispatch(request: FastCgiRequest, handler: ExchangeHandler): ExchangeController {
+    const ex = new Exchange(request, handler, this.options.keepAlive, this.options.retryBufferSize);
+    this.#dispatched++;
+    ex.onSettled = this.#countSettled;
+    if (this.#closing) {
+      queueMicrotask(() => this.#failEx(ex, new PoolClosedError()));
+      return ex;
+    }
+    if (ex.abortedAtStart) {
+      queueMicrotask(() => ex.abort(request.signal?.reason));
+      return ex;
+    }
+    const conn = this.#probe === 'done' ? this.#idle.pop() : undefined;
+    if (conn !== undefined) {
+      this.#run(conn, ex);
+      return ex;
+    }
+    if (this.#queued >= this.options.maxQueue && this.#open.size + this.#connecting >= this.#limit) {
+      queueMicrotask(() => this.#failEx(ex, new PoolQueueFullError(this.options.maxQueue)));
+      return ex;
+    }
+    this.#enqueue(ex);
+    this.#pump();
+    return ex;
+  }
+
+  /** Send a request and buffer the whole response (convenient for small responses). */
+  request(request: FastCgiRequest): Promise<BufferedResponse> {
+    return new Promise((resolve, reject) => {
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      try {
+        this.dispatch(request, {
+          onStdout: (c) => void out.push(Buffer.from(c)),
+          onStderr: (c) => void err.push(Buffer.from(c)),
+          onEnd: (end) =>
+            resolve({ stdout: Buffer.concat(out), stderr: Buffer.concat(err), appStatus: end.appStatus, protocolStatus: end.protocolStatus }),
+          onError: reject,
+        });
+      } catch (e) {
+        reject(e);
+      }
+    });
+  }
+
+  /** Ask the responder for its limits now (FCGI_GET_VALUES) and cap the pool to FCGI_MAX_CONNS. */
+  async probeLimits(): Promise<ResponderValues | null> {
+    try {
+      const values = await queryValues(this.address, { connectTimeout: this.options.connectTimeout, timeout: Math.min(this.options.connectTimeout || 2000, 2000) });
+      this.#responder = values;
+      if (values.maxConns !== undefined && values.maxConns > 0 && values.maxConns < this.#limit) this.#limit = values.maxConns;
+      return values;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Stop taking requests, let running and queued ones finish, close every socket. */
+  close(): Promise<void> {
+    this.#closing = true;
+    for (const conn of this.#idle.splice(0)) conn.destroy();
+    return new Promise((resolve) => {
+      this.#closeWaiters.push(resolve);
+      this.#checkClosed();
+    });
+  }
+
+  /** Fail queued and running requests with `err` (default PoolClosedError) and close everything. */
+  destroy(err: GatewayError = new PoolClosedError()): void {
+    this.#closing = true;
+    for (let i = this.#queueHead; i < this.#queue.length; i++) {
+      const ex = this.#queue[i]!;
+      if (!ex.done) this.#failEx(ex, err);
+    }
+    this.#queue = [];
+    this.#queueHead = 0;
+    this.#queued = 0;
+    for (const conn of [...this.#open]) conn.destroy();
+    this.#checkClosed();
+  }
+
+  // ── ConnectionOwner ─────────────────────────────────────────────────────────────────────
+
+  released(conn: UpstreamConnection): void {
+    const max = this.options.maxRequestsPerConnection;
+    if (this.#closing || (max > 0 && conn.requests >= max)) {
+      conn.destroy();
+      return;
+    }
+    const next = this.#dequeue();
+    if (next) {
+      this.#run(conn, next);
+      return;
+    }
+    this.#idle.push(conn);
+    conn.parkIdle();
+  }
+
+  closed(conn: UpstreamConnection, exchange: Exchange | null, cause: unknown): void {
+    this.#open.delete(conn);
+    const i = this.#idle.lastIndexOf(conn);
+    if (i >= 0) this.#idle.splice(i, 1);
+    if (exchange !== null) {
+      if (conn.reused && exchange.replayable && exchange.attempts === 1 && !this.#closing) {
+        // A stale kept connection lost the race with php-fpm closing it: replay on a new one.
+        this.#retries++;
+        exchange.detachForRetry();
+        this.#connectFor(exchange);
+      } else {
+        this.#failEx(exchange, new UpstreamClosedError(!exchange.responseStarted, cause));
+      }
+    }
+    this.#pump();
+    this.#checkClosed();
+  }
+
+  // ── internals ───────────────────────────────────────────────────────────────────────────
+
+  #run(conn: UpstreamConnection, ex: Exchange): void {
+    const max = this.options.maxRequestsPerConnection;
+    const keepConn = this.options.keepAlive && !(max > 0 && conn.requests + 1 >= max);
+    conn.run(ex, keepConn);
+  }
+
+  #countSettled = (ok: boolean): void => {
+    if (ok) this.#completed++;
+    else this.#failed++;
+  };
+
+  #failEx(ex: Exchange, err: GatewayError): void {
+    ex.fail(err);
+  }
+
+  #enqueue(ex: Exchange): void {
+    this.#queue.push(ex);
+    this.#queued++;
+    let timer: NodeJS.Timeout | null = null;
+    if (this.options.queueTimeout > 0) {
+      timer = setTimeout(() => {
+        if (!ex.done && !ex.running) {
+          this.#removeQueued(ex);
+          this.#failEx(ex, new PoolQueueTimeoutError(this.options.queueTimeout));
+        }
+      }, this.options.queueTimeout);
+      timer.unref();
+    }
+    ex.onAbortQueued = (e) => this.#removeQueued(e);
+    ex.onFinish = () => {
+      if (timer) clearTimeout(timer);
+    };
+  }
+
+  #removeQueued(ex: Exchange): void {
+    const i = this.#queue.indexOf(ex, this.#queueHead);
+    if (i < 0) return;
+    this.#queue.splice(i, 1);
+    this.#queued--;
+  }
+
+  #dequeue(): Exchange | undefined {
+    while (this.#queueHead < this.#queue.length) {
+      const ex = this.#queue[this.#queueHead]!;
+      this.#queue[this.#queueHead] = undefined as unknown as Exchange;
+      this.#queueHead++;
+      if (this.#queueHead > 1024 && this.#queueHead * 2 > this.#queue.length) {
+        this.#queue = this.#queue.slice(this.#queueHead);
+        this.#queueHead = 0;
+      }
+      if (ex.done) continue;
+      this.#queued--;
+      ex.onAbortQueued = null;
+      const clearQueueTimer = ex.onFinish;
+      ex.onFinish = null;
+      clearQueueTimer?.();
+      return ex;
+    }
+    return undefined;
+  }
+
+  /** Serve waiters from idle sockets, and open sockets for the rest up to the limit. */
+  #pump(): void {
+    if (this.#probe !== 'done') {
+      if (this.#probe === 'todo' && this.#queued > 0) {
+        this.#probe = 'running';
+        void this.probeLimits().then(() => {
+          this.#probe = 'done';
+          this.#pump();
+        });
+      }
+      return;
+    }
+    while (this.#queued > 0 && this.#idle.length > 0) {
+      const ex = this.#dequeue();
+      if (!ex) break;
+      this.#run(this.#idle.pop()!, ex);
+    }
+    while (this.#queued > this.#connecting && this.#open.size + this.#connecting < this.#limit && !this.#closing) {
+      this.#connectFor(null);
+    }
+  }
+
+  /** Open a socket; it serves `ex` (a retry) or else the head of the queue. */
+  #connectFor(ex: Exchange | null): void {
+    this.#connecting++;
+    connectSocket(this.address, this.options.connectTimeout).then(
+      (socket) => {
+        this.#connecting--;
+        this.#connects++;
+        socket.setNoDelay(true);
+        const conn = new UpstreamConnection(this.#nextId++, socket, this, this.#timeouts);
+        this.#open.add(conn);
+        const target = ex !== null && !ex.done ? ex : this.#dequeue();
+        if (target) this.#run(conn, target);
+        else if (this.#closing) conn.destroy();
+        else {
+          this.#idle.push(conn);
+          conn.parkIdle();
+        }
+        this.#checkClosed();
+      },
+      (err: GatewayError) => {
+        this.#connecting--;
+        // The request this connect was for gets the error, as nginx answers it with 502/504.
+        const target = ex !== null && !ex.done ? ex : this.#dequeue();
+        if (target) this.#failEx(target, err);
+        this.#pump();
+        this.#checkClosed();
+      },
+    );
+  }
+
+  #checkClosed(): void {
+    if (!this.#closing || this.#open.size > 0 || this.#connecting > 0 || this.#queued > 0) return;
+    const waiters = this.#closeWaiters;
+    this.#closeWaiters = [];
+    for (const w of waiters) w();
+  }
+}
