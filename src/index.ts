@@ -17,3 +17,10 @@ export {
   type BufferedResponse,
 } from './upstream/pool.js';
 export { queryValues, type ResponderValues } from './upstream/values.js';
+export { CgiHeadParser, parseCgiHead, type CgiHead } from './cgi/response-head.js';
+export { buildCgiParams, collectHeaders, type CgiRequestInfo, type ScriptTarget } from './cgi/params-builder.js';
+export { parseRequestTarget, normalizePath, splitScriptPath } from './cgi/uri.js';
+export type { HandlerOptions, SendfileOptions } from './config/options.js';
+export { createFastCgiHandler, type FastCgiHandler } from './http/handler.js';
+export { startGatewayServer, type GatewayServerOptions, type GatewayServer } from './server.js';
+export { VERSION } from './version.js';

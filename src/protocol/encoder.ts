@@ -16,9 +16,13 @@ import {
 } from './constants.js';
 import { type ParamInput, measureParams, pairSize, writeBytes, writeLength } from './params.js';
 
-/** Padding that brings `contentLength` to a multiple of 8. */
+/**
+ * Padding that brings `contentLength` to a multiple of 8, except above MAX_RECORD_CONTENT,
+ * where it is 0: php-fpm rejects a record whose content plus padding exceeds 65535
+ * (main/fastcgi.c), and padding is only a recommendation (§3.3).
+ */
 export function paddingFor(contentLength: number): number {
-  return -contentLength & 7;
+  return contentLength > MAX_RECORD_CONTENT ? 0 : -contentLength & 7;
 }
 
 /** Encoded size of a record with this content length, header and padding included. */
@@ -52,6 +56,13 @@ function checkRequestId(requestId: number): void {
   }
 }
 
+/** Stream framing limit: at least 8 (one padded unit), at most what the 16-bit field holds. */
+function checkMaxContent(maxContent: number): void {
+  if (!Number.isInteger(maxContent) || maxContent < 8 || maxContent > 0xffff) {
+    throw new ConfigError('maxContent must be an integer from 8 to 65535');
+  }
+}
+
 /**
  * One record with the given content (≤ 65535 bytes) and explicit padding (default: to 8).
  * Callers that need arbitrary padding (tests, fake responders) pass `paddingLength`.
@@ -63,8 +74,11 @@ export function encodeRecord(
   paddingLength: number = paddingFor(content.length),
 ): Buffer {
   checkRequestId(requestId);
+  if (!Number.isInteger(type) || type < 0 || type > 255) throw new ConfigError('record type must be an integer from 0 to 255');
   if (content.length > 0xffff) throw new ConfigError('record content must be at most 65535 bytes');
-  if (paddingLength < 0 || paddingLength > 255) throw new ConfigError('paddingLength must be 0..255');
+  if (!Number.isInteger(paddingLength) || paddingLength < 0 || paddingLength > 255) {
+    throw new ConfigError('paddingLength must be an integer from 0 to 255');
+  }
   const buf = Buffer.alloc(FCGI_HEADER_LEN + content.length + paddingLength);
   writeHeader(buf, 0, type, requestId, content.length, paddingLength);
   content.copy(buf, FCGI_HEADER_LEN);
@@ -155,9 +169,7 @@ function encodeRequestParts(
   type: number = RecordType.Params,
   terminate = true,
 ): Buffer {
-  if (!Number.isInteger(maxContent) || maxContent < 8 || maxContent > 0xffff) {
-    throw new ConfigError('maxContent must be an integer from 8 to 65535');
-  }
+  checkMaxContent(maxContent);
   const m = measureParams(params, maxContent);
   // Pass 1: plan record boundaries. `cuts[k]` is the index of the first pair of record k+1.
   const recordLens: number[] = [];
@@ -207,6 +219,7 @@ function encodeRequestParts(
  * Does not end the stream: `data` of length 0 gives an empty buffer, never an empty record.
  */
 export function encodeStreamChunk(type: number, requestId: number, data: Buffer, maxContent = MAX_RECORD_CONTENT): Buffer {
+  checkMaxContent(maxContent);
   if (data.length === 0) return EMPTY;
   const full = Math.floor(data.length / maxContent);
   const rest = data.length - full * maxContent;
@@ -232,6 +245,7 @@ const PADDING = Buffer.alloc(8);
  * For large chunks, where copying costs more than a few extra iovecs in one corked write.
  */
 export function frameStreamChunk(type: number, requestId: number, data: Buffer, maxContent = MAX_RECORD_CONTENT): Buffer[] {
+  checkMaxContent(maxContent);
   const parts: Buffer[] = [];
   for (let start = 0; start < data.length; start += maxContent) {
     const len = Math.min(maxContent, data.length - start);

@@ -12,6 +12,11 @@
  * One timer per connection, re-armed only when its kind changes and refreshed otherwise:
  * idle (waiting in the pool), write (a write is waiting for 'drain'), read (body sent, waiting
  * for the next record; suspended while the consumer has paused us).
+ *
+ * Pause is exact: once onStdout returns false (or pause() is called), no record reaches the
+ * handler until resume(). Records already read in the same socket chunk are copied into a
+ * small backlog (at most the rest of that chunk, as the socket is paused) and delivered first
+ * on resume(); END_REQUEST behind them waits for them.
  */
 import type net from 'node:net';
 import {
@@ -66,6 +71,10 @@ export class UpstreamConnection implements ExchangeTransport {
   /** A record (or garbage) followed END_REQUEST: never reuse. */
   #dirty = false;
   #paused = false;
+  /** STDOUT / STDERR records decoded while paused, in arrival order (copies). */
+  #backlog: Array<{ readonly type: number; readonly content: Buffer }> = [];
+  /** resume() is delivering the backlog (a nested resume() from a handler must not recurse). */
+  #draining = false;
   #bodyDone = false;
   #timer: NodeJS.Timeout | null = null;
   #timerKind = TIMER_NONE;
@@ -108,6 +117,7 @@ export class UpstreamConnection implements ExchangeTransport {
     this.#end = null;
     this.#bodyDone = false;
     this.#paused = false;
+    this.#backlog = [];
     this.requests++;
     this.#arm(TIMER_NONE);
     exchange.start(this, keepConn);
@@ -150,7 +160,15 @@ export class UpstreamConnection implements ExchangeTransport {
   resume(): void {
     if (!this.#paused || this.#closed) return;
     this.#paused = false;
+    if (this.#draining) return; // called from a handler during the backlog loop, which carries on
+    const ex = this.#exchange;
+    if (ex !== null && this.#backlog.length > 0 && !this.#drainBacklog(ex)) return;
     this.#socket.resume();
+    if (ex !== null && this.#exchange === ex && this.#end !== null) {
+      // END_REQUEST arrived behind the backlog and waited for it.
+      this.#complete(ex, this.#end);
+      return;
+    }
     if (this.#bodyDone && this.#timerKind === TIMER_NONE && this.#exchange) this.#arm(TIMER_READ);
   }
 
@@ -181,7 +199,7 @@ export class UpstreamConnection implements ExchangeTransport {
         return;
       }
     }
-    if (this.#end !== null && this.#exchange === ex) this.#complete(ex, this.#end);
+    if (this.#end !== null && this.#exchange === ex && this.#backlog.length === 0) this.#complete(ex, this.#end);
   };
 
   #onRecord = (record: FcgiRecord): void => {
@@ -193,12 +211,15 @@ export class UpstreamConnection implements ExchangeTransport {
     }
     switch (record.type) {
       case RecordType.Stdout:
-        ex.markResponse();
-        if (record.content.length > 0 && ex.handler.onStdout(record.content) === false) ex.pause();
-        return;
       case RecordType.Stderr:
         ex.markResponse();
-        if (record.content.length > 0) ex.handler.onStderr?.(record.content);
+        if (record.content.length === 0) return;
+        if (this.#paused || this.#backlog.length > 0) {
+          // Paused earlier in this chunk: hold the record (the content view dies with the chunk).
+          this.#backlog.push({ type: record.type, content: Buffer.from(record.content) });
+          return;
+        }
+        this.#deliver(ex, record.type, record.content);
         return;
       case RecordType.EndRequest:
         ex.markResponse();
@@ -208,6 +229,33 @@ export class UpstreamConnection implements ExchangeTransport {
         throw new ProtocolError(`unexpected ${RECORD_TYPE_NAMES[record.type] ?? record.type} record from the responder`, this.#decoder.offset);
     }
   };
+
+  /** Hand one STDOUT / STDERR record to the handler; false from onStdout pauses. */
+  #deliver(ex: Exchange, type: number, content: Buffer): void {
+    if (type === RecordType.Stdout) {
+      if (ex.handler.onStdout(content) === false) ex.pause();
+    } else {
+      ex.handler.onStderr?.(content);
+    }
+  }
+
+  /** Deliver held records until the consumer pauses again; true when all went out. */
+  #drainBacklog(ex: Exchange): boolean {
+    this.#draining = true;
+    try {
+      while (this.#backlog.length > 0) {
+        if (this.#paused || this.#exchange !== ex || ex.done) return false;
+        const rec = this.#backlog.shift()!;
+        this.#deliver(ex, rec.type, rec.content);
+      }
+    } catch (err) {
+      if (this.#exchange === ex) this.#fail(new HandlerError(err));
+      return false;
+    } finally {
+      this.#draining = false;
+    }
+    return !this.#paused && this.#exchange === ex && !ex.done;
+  }
 
   #onDrain = (): void => {
     const waiters = this.#drainWaiters;
@@ -274,6 +322,7 @@ export class UpstreamConnection implements ExchangeTransport {
     this.#arm(TIMER_NONE);
     this.#socket.destroy();
     this.#drainWaiters = [];
+    this.#backlog = [];
     const ex = this.#exchange;
     this.#exchange = null;
     this.#owner.closed(this, ex !== null && !ex.done ? ex : null, cause);

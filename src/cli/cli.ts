@@ -1,0 +1,165 @@
+/**
+ * The `fastcgi-gateway` command line: yargs parses argv and generates help; each subcommand
+ * hands its flags to a command function (status.ts, ping.ts, run.ts) and gets an exit code
+ * back. Failures become one line on stderr and an exit code from exit-codes.ts; nothing here
+ * calls process.exit, so stdout is flushed before the process ends.
+ */
+import type { Readable } from 'node:stream';
+import yargs from 'yargs';
+import type { CliIo } from './common.js';
+import { CliError, ExitCode, describeFailure, exitCodeFor } from './exit-codes.js';
+import { pingCommand } from './ping.js';
+import { runCommand } from './run.js';
+import { type StatusFormat, STATUS_FORMATS } from './status-format.js';
+import { statusCommand } from './status.js';
+import { packageVersion } from './version.js';
+
+/** Streams and working directory of the process. */
+export interface CliEnv extends CliIo {
+  readonly stdin: Readable;
+  readonly cwd: string;
+}
+
+/** Default deadline of `status` and `ping` (ms). */
+export const DEFAULT_PAGE_TIMEOUT = 5000;
+
+/** Run the CLI with `argv` (without node and script); resolves to the exit code. */
+export async function runCli(argv: readonly string[], env: CliEnv): Promise<number> {
+  let exitCode: number = ExitCode.Ok;
+
+  const guard = async (fn: () => Promise<number>): Promise<void> => {
+    try {
+      exitCode = await fn();
+    } catch (err) {
+      exitCode = exitCodeFor(err);
+      env.stderr.write(`fastcgi-gateway: ${describeFailure(err)}\n`);
+    }
+  };
+
+  const upstream = {
+    alias: 'u',
+    type: 'string',
+    demandOption: true,
+    describe: 'php-fpm address: unix:/path.sock, /path.sock, host:port or [v6]:port',
+  } as const;
+
+  const parser = yargs([...argv])
+    .scriptName('fastcgi-gateway')
+    .usage('$0 <command> [options]\n\nOperator tools for php-fpm over FastCGI (no web server needed).')
+    .command(
+      'status',
+      "show php-fpm's pool status page (pm.status_path)",
+      (y) =>
+        y
+          .option('upstream', upstream)
+          .option('path', { type: 'string', default: '/status', describe: 'pm.status_path of the pool' })
+          .option('full', { type: 'boolean', default: false, describe: 'add the per-process table' })
+          .option('json', { type: 'boolean', default: false, describe: 'same as --format json' })
+          .option('format', { type: 'string', choices: STATUS_FORMATS, describe: 'output format (default text)' })
+          .option('watch', { alias: 'w', type: 'number', describe: 'redraw every N seconds until Ctrl-C, with rates' })
+          .option('timeout', { type: 'number', default: DEFAULT_PAGE_TIMEOUT, describe: 'deadline per request in ms, connect included (0 = none)' })
+          .example('$0 status -u unix:/run/php/php8.2-fpm.sock --full', '')
+          .example('$0 status -u 127.0.0.1:9000 --format openmetrics', ''),
+      (a) =>
+        guard(() => {
+          if (a.json && a.format !== undefined && a.format !== 'json') {
+            throw new CliError(ExitCode.Usage, `--json conflicts with --format ${a.format}`);
+          }
+          const format = (a.format ?? (a.json ? 'json' : 'text')) as StatusFormat;
+          return statusCommand(
+            { upstream: a.upstream, path: a.path, full: a.full, format, watch: a.watch ?? null, timeout: a.timeout },
+            env,
+          );
+        }),
+    )
+    .command(
+      'ping',
+      "ask php-fpm's ping page (ping.path); exit 0 on the expected answer",
+      (y) =>
+        y
+          .option('upstream', upstream)
+          .option('path', { type: 'string', default: '/ping', describe: 'ping.path of the pool' })
+          .option('expect', { type: 'string', default: 'pong', describe: 'ping.response of the pool' })
+          .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'print nothing on success (health checks)' })
+          .option('timeout', { type: 'number', default: DEFAULT_PAGE_TIMEOUT, describe: 'deadline in ms, connect included (0 = none)' })
+          .example('$0 ping -q -u 127.0.0.1:9000', 'container HEALTHCHECK'),
+      (a) =>
+        guard(() =>
+          pingCommand({ upstream: a.upstream, path: a.path, expect: a.expect, quiet: a.quiet, timeout: a.timeout }, env),
+        ),
+    )
+    .command(
+      'run <script>',
+      'run one PHP script through php-fpm; body to stdout, FCGI_STDERR to stderr',
+      (y) =>
+        y
+          .positional('script', { type: 'string', demandOption: true, describe: 'path of the script (SCRIPT_FILENAME)' })
+          .option('upstream', upstream)
+          .option('request', { alias: 'X', type: 'string', describe: 'request method (default GET, POST with -d)' })
+          .option('data', { alias: 'd', type: 'string', describe: 'body: a string, @file, or @- for stdin' })
+          .option('header', { alias: 'H', type: 'string', describe: 'request header "Name: value" (repeatable)' })
+          .option('param', { type: 'string', describe: 'extra CGI param NAME=VALUE (repeatable, overrides)' })
+          .option('query', { type: 'string', default: '', describe: 'QUERY_STRING' })
+          .option('include', { alias: 'i', type: 'boolean', default: false, describe: 'print status and headers before the body' })
+          .option('root', { type: 'string', describe: 'DOCUMENT_ROOT; SCRIPT_NAME becomes the path under it' })
+          .option('allow-php-value', { type: 'boolean', default: false, describe: 'allow --param PHP_VALUE / PHP_ADMIN_VALUE' })
+          .option('timeout', { type: 'number', default: 0, describe: 'deadline in ms, connect included (0 = none)' })
+          .example("$0 run ./cron.php -u unix:/run/php/php8.2-fpm.sock", '')
+          .example("$0 run public/index.php --root public -u 127.0.0.1:9000 -i --query 'page=2'", '')
+          .example('gzip -dc data.gz | $0 run import.php -u 127.0.0.1:9000 -d @- -H "Content-Type: text/csv"', ''),
+      (a) =>
+        guard(() => {
+          const data = list(a.data);
+          if (data.length > 1) throw new CliError(ExitCode.Usage, '-d can be given once');
+          const method = list(a.request);
+          if (method.length > 1) throw new CliError(ExitCode.Usage, '-X can be given once');
+          return runCommand(
+            {
+              script: a.script,
+              upstream: a.upstream,
+              method: method[0] ?? null,
+              data: data[0] ?? null,
+              headers: list(a.header),
+              params: list(a.param),
+              query: a.query,
+              include: a.include,
+              root: a.root ?? null,
+              allowPhpValue: a.allowPhpValue,
+              timeout: a.timeout,
+            },
+            env,
+          );
+        }),
+    )
+    .demandCommand(1, 'choose a command: status, ping or run')
+    .strict()
+    .parserConfiguration({ 'parse-positional-numbers': false })
+    .help()
+    .alias('h', 'help')
+    .version(packageVersion())
+    .alias('v', 'version')
+    .wrap(100)
+    .exitProcess(false)
+    .fail((msg: string | null, err: Error | null) => {
+      // Throwing stops yargs before the command handler runs.
+      throw new UsageError(msg ?? err?.message ?? 'invalid arguments');
+    });
+
+  try {
+    await parser.parseAsync();
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    env.stderr.write(`fastcgi-gateway: ${err.message}\nRun "fastcgi-gateway --help" or "fastcgi-gateway <command> --help" for usage.\n`);
+    return ExitCode.Usage;
+  }
+  return exitCode;
+}
+
+/** An argv problem found by yargs (unknown flag, missing value ...). */
+class UsageError extends Error {}
+
+/** A repeatable string flag as an array. */
+function list(v: string | string[] | undefined): string[] {
+  if (v === undefined) return [];
+  return Array.isArray(v) ? v.map(String) : [String(v)];
+}

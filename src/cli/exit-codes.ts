@@ -1,0 +1,103 @@
+/**
+ * Exit codes of the `fastcgi-gateway` operator commands, in one table (docs/cli.md mirrors it;
+ * a unit test keeps the two in sync), and the mapping from library errors to them.
+ *
+ * Scripts and health checks branch on these numbers, so they are API: never renumber one.
+ */
+import { GatewayError, UpstreamClosedError } from '../errors.js';
+
+/** Exit codes by meaning. */
+export const ExitCode = {
+  /** Success. */
+  Ok: 0,
+  /** Usage error (bad flag, bad address, refused param) or any other failure. */
+  Usage: 1,
+  /** Cannot connect to the upstream: refused, no socket file, permission denied, connect timeout. */
+  Connect: 2,
+  /** Not found at the upstream: status or ping page not enabled, or php-fpm cannot find/allow the script. */
+  NotFound: 3,
+  /** The pool is busy: HTTP 503 or FCGI_OVERLOADED. */
+  Busy: 4,
+  /** Protocol error, upstream closed early, or timeout while waiting for the answer. */
+  Protocol: 5,
+  /** Unexpected answer (ping body is not the expected one, status page not parseable, other status). */
+  Unexpected: 6,
+  /** `run`: the script answered with a 5xx status. */
+  ScriptError: 7,
+} as const;
+
+/** One of the exit codes. */
+export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
+
+/** Each exit code with a one-line description, in numeric order (docs/cli.md lists the same). */
+export const EXIT_CODE_TABLE: ReadonlyArray<{ readonly code: ExitCodeValue; readonly meaning: string }> = Object.freeze([
+  { code: ExitCode.Ok, meaning: 'success' },
+  { code: ExitCode.Usage, meaning: 'usage error (bad flag, bad --upstream, refused --param) or other failure' },
+  { code: ExitCode.Connect, meaning: 'cannot connect to the upstream (refused, no socket file, permission denied, connect timeout)' },
+  { code: ExitCode.NotFound, meaning: 'not found: status/ping page not enabled in the pool, or php-fpm cannot find or refuses the script' },
+  { code: ExitCode.Busy, meaning: 'pool busy (HTTP 503 or FCGI_OVERLOADED)' },
+  { code: ExitCode.Protocol, meaning: 'protocol error, upstream closed the connection early, or timeout while waiting for the answer' },
+  { code: ExitCode.Unexpected, meaning: 'unexpected answer (wrong ping body, unparseable status page, unexpected HTTP status)' },
+  { code: ExitCode.ScriptError, meaning: 'run: the script answered with a 5xx status' },
+]);
+
+/** A failure the CLI reports: a message for stderr and the exit code. */
+export class CliError extends Error {
+  readonly exitCode: ExitCodeValue;
+  constructor(exitCode: ExitCodeValue, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.exitCode = exitCode;
+    this.name = 'CliError';
+  }
+}
+
+/** Exit code for each library error code; codes not listed map to Usage (1). */
+const GATEWAY_EXIT: Readonly<Record<string, ExitCodeValue>> = Object.freeze({
+  GW_ERR_CONFIG_INVALID: ExitCode.Usage,
+  GW_ERR_CONFIG_ADDRESS: ExitCode.Usage,
+  GW_ERR_CONNECT_FAILED: ExitCode.Connect,
+  GW_ERR_CONNECT_TIMEOUT: ExitCode.Connect,
+  GW_ERR_POOL_QUEUE_FULL: ExitCode.Busy,
+  GW_ERR_POOL_QUEUE_TIMEOUT: ExitCode.Busy,
+  GW_ERR_UPSTREAM_OVERLOADED: ExitCode.Busy,
+  GW_ERR_UPSTREAM_READ_TIMEOUT: ExitCode.Protocol,
+  GW_ERR_UPSTREAM_WRITE_TIMEOUT: ExitCode.Protocol,
+  GW_ERR_UPSTREAM_CLOSED: ExitCode.Protocol,
+  GW_ERR_UPSTREAM_CANT_MPX_CONN: ExitCode.Protocol,
+  GW_ERR_UPSTREAM_UNKNOWN_ROLE: ExitCode.Protocol,
+  GW_ERR_PROTO_INVALID: ExitCode.Protocol,
+  GW_ERR_CGI_HEAD_TOO_LARGE: ExitCode.Protocol,
+  GW_ERR_CGI_HEAD_INVALID: ExitCode.Protocol,
+  GW_ERR_PROTO_PARAMS_TOO_LARGE: ExitCode.Usage,
+  GW_ERR_BODY_SOURCE: ExitCode.Usage,
+  GW_ERR_BODY_TOO_LARGE: ExitCode.Usage,
+});
+
+/** Exit code for any thrown value: CliError carries its own, GatewayError maps by code, else 1. */
+export function exitCodeFor(err: unknown): ExitCodeValue {
+  if (err instanceof CliError) return err.exitCode;
+  if (err instanceof GatewayError) return GATEWAY_EXIT[err.code] ?? ExitCode.Usage;
+  return ExitCode.Usage;
+}
+
+/** Exit code for an HTTP status in an answer that was expected to be 200 (status, ping). */
+export function exitCodeForStatus(status: number): ExitCodeValue {
+  if (status >= 200 && status < 300) return ExitCode.Ok;
+  if (status === 404) return ExitCode.NotFound;
+  if (status === 503) return ExitCode.Busy;
+  return ExitCode.Unexpected;
+}
+
+/** The message the CLI prints for a failure, with a hint where the cause is a common setup mistake. */
+export function describeFailure(err: unknown): string {
+  if (err instanceof CliError) return err.message;
+  if (err instanceof GatewayError) {
+    if (err instanceof UpstreamClosedError && err.beforeResponse) {
+      // php-fpm closes TCP connections from addresses outside listen.allowed_clients at once.
+      return `${err.message} (if this is a TCP address, check listen.allowed_clients in the pool config)`;
+    }
+    return err.message;
+  }
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

@@ -1,0 +1,274 @@
+/**
+ * The gateway as a request handler: `(req, res, next?) => void`. Drops into
+ * `http.createServer(handler)` and into Express/Connect, where requests it declines (nothing
+ * in the root and no front controller) go to `next()`.
+ *
+ *   req ─▶ parse target ─▶ route ─┬─ static ──▶ send (ETag, Range, 304, HEAD)
+ *                                 ├─ redirect (dir without slash) / 403 / 404 / next()
+ *                                 └─ script ─▶ body ─▶ CGI params ─▶ pool.dispatch ─▶ ResponseRelay
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
+import { isAbsolute, join, normalize, relative } from 'node:path';
+import type { TLSSocket } from 'node:tls';
+import send from 'send';
+import { buildCgiParams, type CgiParamsSettings, type CgiRequestInfo, type ScriptTarget } from '../cgi/params-builder.js';
+import type { CgiHead } from '../cgi/response-head.js';
+import { isRejection, parseRequestTarget } from '../cgi/uri.js';
+import { type HandlerOptions, type ResolvedHandlerOptions, resolveHandlerOptions } from '../config/options.js';
+import { GatewayError, statusFor } from '../errors.js';
+import { ConnectionPool } from '../upstream/pool.js';
+import { type PreparedBody, prepareBody } from './request-body.js';
+import { type LoggerLike, NO_LOG, ResponseRelay, type ResponseHooks, sendError, type UpstreamTiming } from './respond.js';
+import { encodePath, route } from './router.js';
+
+/** The handler function, with its pool and a close() for shutdown. */
+export interface FastCgiHandler {
+  (req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void): void;
+  readonly pool: ConnectionPool;
+  readonly options: ResolvedHandlerOptions;
+  /** Close the upstream pool (running requests finish first). */
+  close(): Promise<void>;
+}
+
+/** Extra wiring for embedders and tests. */
+export interface HandlerDeps {
+  /** Use this pool instead of creating one from `options.upstream`. */
+  readonly pool?: ConnectionPool;
+  /** SERVER_SOFTWARE (default `fastcgi-gateway`). */
+  readonly serverSoftware?: string;
+}
+
+/** What the access log reads from a response. */
+export interface GatewayResponseInfo {
+  upstreamTiming?: UpstreamTiming;
+}
+
+/** Create the handler. Throws ConfigError for bad options. */
+export function createFastCgiHandler(options: HandlerOptions, deps: HandlerDeps = {}): FastCgiHandler {
+  const o = resolveHandlerOptions(options, tmpdir());
+  const pool = deps.pool ?? new ConnectionPool(o.upstream, o.pool);
+  const settings: CgiParamsSettings = {
+    serverSoftware: deps.serverSoftware ?? 'fastcgi-gateway',
+    serverName: o.serverName,
+    extraParams: o.params,
+    allowUnderscoreHeaders: o.allowUnderscoreHeaders,
+  };
+  const trusted = new Set(o.trustedProxies.map(stripV4Mapped));
+
+  const handler = ((req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void): void => {
+    const log: LoggerLike = (req as IncomingMessage & { log?: LoggerLike }).log ?? NO_LOG;
+    const target = parseRequestTarget(req.url ?? '/');
+    if (isRejection(target)) {
+      log.warn({ reason: target.reason }, 'bad request target');
+      drainAndReply(req, res, target.status);
+      return;
+    }
+    const r = route(target, o);
+    switch (r.kind) {
+      case 'script':
+        runScript(req, res, r.target, log, 0, null);
+        return;
+      case 'static':
+        serveFile(req, res, o.root, r.path, next);
+        return;
+      case 'redirect':
+        res.writeHead(301, { Location: r.location, 'Content-Length': 0 });
+        res.end();
+        return;
+      case 'forbidden':
+        drainAndReply(req, res, 403);
+        return;
+      case 'not-found':
+        if (next) next();
+        else drainAndReply(req, res, 404);
+        return;
+    }
+  }) as FastCgiHandler;
+
+  /**
+   * Run a script. `redirectUri` is set for a local redirect: the request becomes a GET of
+   * that URI with no body.
+   */
+  function runScript(
+    req: IncomingMessage,
+    res: ServerResponse,
+    target: ScriptTarget,
+    log: LoggerLike,
+    depth: number,
+    redirectUri: string | null,
+  ): void {
+    let prepared: PreparedBody | Promise<PreparedBody>;
+    if (redirectUri !== null) {
+      prepared = { body: null, contentLength: null, cleanup() {} };
+    } else {
+      try {
+        prepared = prepareBody(req, o);
+      } catch (err) {
+        failEarly(req, res, err, log);
+        return;
+      }
+    }
+    if (prepared instanceof Promise) {
+      prepared.then(
+        (p) => dispatch(req, res, target, log, depth, redirectUri, p),
+        (err) => failEarly(req, res, err, log),
+      );
+    } else {
+      dispatch(req, res, target, log, depth, redirectUri, prepared);
+    }
+  }
+
+  function dispatch(
+    req: IncomingMessage,
+    res: ServerResponse,
+    target: ScriptTarget,
+    log: LoggerLike,
+    depth: number,
+    redirectUri: string | null,
+    prepared: PreparedBody,
+  ): void {
+    if (res.destroyed || res.writableEnded) {
+      prepared.cleanup();
+      return;
+    }
+    const info = requestInfo(req, trusted, redirectUri);
+    const contentType = redirectUri === null ? (req.headers['content-type'] ?? null) : null;
+    const params = buildCgiParams(info, target, settings, { contentLength: prepared.contentLength, contentType });
+    let closeListener: (() => void) | null = null;
+    const hooks: ResponseHooks = {
+      localRedirect: (location) => {
+        if (depth >= o.maxLocalRedirects) {
+          log.error({ code: 'GW_ERR_CGI_REDIRECT_LOOP', location }, 'too many local redirects');
+          return false;
+        }
+        const next = parseRequestTarget(location);
+        if (isRejection(next)) return false;
+        const r = route(next, o);
+        if (r.kind !== 'script') return false;
+        runScript(req, res, r.target, log, depth + 1, location);
+        return true;
+      },
+      onDone: () => {
+        prepared.cleanup();
+        if (closeListener) res.removeListener('close', closeListener);
+      },
+    };
+    if (o.sendfile) hooks.sendfile = (head) => trySendfile(req, res, head, log);
+    const relay = new ResponseRelay(req, res, log, o.maxHeadSize, o.maxStderrLog, hooks);
+    (res as ServerResponse & GatewayResponseInfo).upstreamTiming = relay.timing;
+    let controller;
+    try {
+      controller = pool.dispatch({ params, body: prepared.body }, relay);
+    } catch (err) {
+      prepared.cleanup();
+      failEarly(req, res, err, log);
+      return;
+    }
+    closeListener = () => {
+      if (!res.writableFinished) controller.abort(new Error('client closed the connection'));
+    };
+    res.on('close', closeListener);
+  }
+
+  /** X-Accel-Redirect / X-Sendfile: serve the named file under `sendfile.root` instead. */
+  function trySendfile(req: IncomingMessage, res: ServerResponse, head: CgiHead, log: LoggerLike): boolean {
+    const sf = o.sendfile!;
+    const wanted = sf.header.toLowerCase();
+    const entry = head.headers.find(([n]) => n.toLowerCase() === wanted);
+    if (!entry) return false;
+    const rel = normalize('/' + entry[1]).replace(/^\/+/, '');
+    const full = join(sf.root, rel);
+    const inside = relative(sf.root, full);
+    if (inside.startsWith('..') || isAbsolute(inside) || entry[1].includes('\0')) {
+      log.error({ code: 'GW_ERR_CGI_SENDFILE_OUTSIDE', path: entry[1] }, 'sendfile path outside the allowed directory');
+      sendError(res, 502);
+      return true;
+    }
+    for (const [n, v] of head.headers) {
+      const l = n.toLowerCase();
+      if (l === 'content-type' || l === 'content-disposition' || l === 'set-cookie' || l === 'cache-control' || l === 'expires') {
+        res.appendHeader(n, v);
+      }
+    }
+    serveFile(req, res, sf.root, '/' + rel, undefined);
+    return true;
+  }
+
+  function failEarly(req: IncomingMessage, res: ServerResponse, err: unknown, log: LoggerLike): void {
+    const status = statusFor(err);
+    if (err instanceof GatewayError) log.warn({ code: err.code, err }, err.message);
+    else log.error({ err }, 'gateway error');
+    drainAndReply(req, res, status);
+  }
+
+  Object.defineProperties(handler, {
+    pool: { value: pool, enumerable: true },
+    options: { value: o, enumerable: true },
+    close: { value: () => pool.close() },
+  });
+  return handler;
+}
+
+/** Serve a file below `root` with `send` (ETag, Last-Modified, 304, Range/206, HEAD). */
+function serveFile(req: IncomingMessage, res: ServerResponse, root: string, path: string, next?: (err?: unknown) => void): void {
+  const stream = send(req, encodePath(path), { root, dotfiles: 'allow', index: false });
+  stream.on('error', (err: { status?: number; statusCode?: number }) => {
+    const status = err.status ?? err.statusCode ?? 500;
+    if (status === 404 && next) next();
+    else if (!res.headersSent) sendError(res, status);
+    else res.destroy();
+  });
+  stream.pipe(res);
+}
+
+/**
+ * Answer without reading the body: the socket is closed after the response when a body is
+ * still unread, so a large upload does not keep flowing for nothing.
+ */
+function drainAndReply(req: IncomingMessage, res: ServerResponse, status: number): void {
+  if (!req.complete && (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined)) {
+    res.shouldKeepAlive = false;
+    req.resume();
+  }
+  sendError(res, status);
+}
+
+function stripV4Mapped(addr: string): string {
+  return addr.startsWith('::ffff:') && addr.includes('.') ? addr.slice(7) : addr;
+}
+
+/** Snapshot of what the CGI mapping needs, with trusted-proxy resolution. */
+function requestInfo(req: IncomingMessage, trusted: ReadonlySet<string>, redirectUri: string | null): CgiRequestInfo {
+  const sock = req.socket;
+  const peer = stripV4Mapped(sock.remoteAddress ?? '');
+  let remoteAddress = peer;
+  let https = (sock as TLSSocket).encrypted === true;
+  if (trusted.size > 0 && trusted.has(peer)) {
+    const xff = req.headers['x-forwarded-for'];
+    if (typeof xff === 'string' && xff !== '') {
+      const hops = xff.split(',').map((h) => stripV4Mapped(h.trim())).filter((h) => h !== '');
+      let client = hops[0] ?? peer;
+      for (let i = hops.length - 1; i >= 0; i--) {
+        if (!trusted.has(hops[i]!)) {
+          client = hops[i]!;
+          break;
+        }
+      }
+      remoteAddress = client;
+    }
+    const proto = req.headers['x-forwarded-proto'];
+    if (typeof proto === 'string') https = proto.split(',')[0]!.trim().toLowerCase() === 'https';
+  }
+  return {
+    method: redirectUri === null ? (req.method ?? 'GET') : 'GET',
+    rawUrl: redirectUri ?? req.url ?? '/',
+    httpVersion: req.httpVersion,
+    rawHeaders: req.rawHeaders,
+    remoteAddress,
+    remotePort: sock.remotePort ?? 0,
+    serverAddress: stripV4Mapped(sock.localAddress ?? ''),
+    serverPort: sock.localPort ?? 0,
+    https,
+  };
+}

@@ -1,0 +1,233 @@
+/**
+ * Relays one FastCGI response to a node:http response: the CGI head parsed incrementally,
+ * then the body streamed with backpressure both ways (a slow client pauses the upstream
+ * socket; `flush()` output reaches the client as it arrives). One `finish` per exchange.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES } from 'node:http';
+import { type CgiHead, CgiHeadParser } from '../cgi/response-head.js';
+import { CgiHeadInvalidError, type GatewayError, statusFor } from '../errors.js';
+import type { EndRequest } from '../protocol/decoder.js';
+import type { ExchangeController, ExchangeHandler } from '../upstream/exchange.js';
+
+/** Logger shape used by the HTTP layer (pino-compatible subset). */
+export interface LoggerLike {
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+  info?(obj: object, msg?: string): void;
+}
+
+export const NO_LOG: LoggerLike = { warn() {}, error() {} };
+
+/** Hop-by-hop and framing headers we never copy from the backend: we frame the response. */
+const DROP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-connection', 'proxy-authenticate']);
+
+/** Decisions the handler takes once the head is known. */
+export interface ResponseHooks {
+  /**
+   * The head names a file for the static path (X-Accel-Redirect / X-Sendfile). Return true
+   * when the handler serves it: the upstream body is then discarded.
+   */
+  sendfile?(head: CgiHead): boolean;
+  /** An RFC 3875 §6.2.2 local redirect with an empty body: return true when re-dispatched. */
+  localRedirect?(location: string): boolean;
+  /** Called once when the exchange is finished, whatever the outcome. */
+  onDone?(err: GatewayError | null): void;
+}
+
+/** Upstream timing and size, for the access log. */
+export interface UpstreamTiming {
+  /** ms from dispatch to a connection being assigned (queue wait + connect); -1 if never. */
+  connect: number;
+  /** ms from dispatch to the first response byte; -1 if none. */
+  firstByte: number;
+  /** Body bytes relayed to the client. */
+  bytes: number;
+}
+
+/** See the module comment. */
+export class ResponseRelay implements ExchangeHandler {
+  readonly #req: IncomingMessage;
+  readonly #res: ServerResponse;
+  readonly #log: LoggerLike;
+  readonly #parser: CgiHeadParser;
+  readonly #hooks: ResponseHooks;
+  readonly #maxStderrLog: number;
+  readonly #started = performance.now();
+  #controller: ExchangeController | null = null;
+  #head: CgiHead | null = null;
+  /** The upstream body is discarded (the handler serves the response another way). */
+  #discard = false;
+  /** A local-redirect candidate is waiting to see whether a body follows. */
+  #redirectPending = false;
+  #declaredLength = -1;
+  #sent = 0;
+  #stderrLogged = 0;
+  #stderrBuf = '';
+  readonly timing: UpstreamTiming = { connect: -1, firstByte: -1, bytes: 0 };
+
+  constructor(req: IncomingMessage, res: ServerResponse, log: LoggerLike, maxHeadSize: number, maxStderrLog: number, hooks: ResponseHooks = {}) {
+    this.#req = req;
+    this.#res = res;
+    this.#log = log;
+    this.#parser = new CgiHeadParser({ maxHeadSize });
+    this.#hooks = hooks;
+    this.#maxStderrLog = maxStderrLog;
+  }
+
+  onStart(controller: ExchangeController): void {
+    this.#controller = controller;
+    this.timing.connect = performance.now() - this.#started;
+  }
+
+  onStdout(chunk: Buffer): boolean {
+    if (this.timing.firstByte < 0) this.timing.firstByte = performance.now() - this.#started;
+    if (this.#discard) return true;
+    if (this.#redirectPending) return this.#release(chunk);
+    if (this.#head === null) {
+      const r = this.#parser.push(chunk); // throws CgiHead* errors → exchange fails → onError
+      if (r === null) return true;
+      this.#head = r.head;
+      if (this.#hooks.sendfile?.(r.head)) {
+        this.#discard = true;
+        return true;
+      }
+      if (r.head.localRedirect && this.#hooks.localRedirect) {
+        this.#redirectPending = true;
+        return r.body.length > 0 ? this.#release(r.body) : true;
+      }
+      try {
+        this.#writeHead(r.head);
+      } catch (err) {
+        throw new CgiHeadInvalidError(`header rejected by node:http: ${(err as Error).message}`);
+      }
+      return r.body.length > 0 ? this.#write(r.body) : true;
+    }
+    return this.#write(chunk);
+  }
+
+  onStderr(chunk: Buffer): void {
+    if (this.timing.firstByte < 0) this.timing.firstByte = performance.now() - this.#started;
+    if (this.#stderrLogged >= this.#maxStderrLog) return;
+    const text = chunk.toString('utf8', 0, Math.min(chunk.length, this.#maxStderrLog - this.#stderrLogged));
+    this.#stderrLogged += chunk.length;
+    // Log whole lines; keep a partial line until the next chunk or the end.
+    const lines = (this.#stderrBuf + text).split('\n');
+    this.#stderrBuf = lines.pop() ?? '';
+    for (const line of lines) if (line.trim() !== '') this.#log.warn({ stderr: line }, 'upstream stderr');
+  }
+
+  onEnd(_end: EndRequest): void {
+    this.#flushStderr();
+    if (this.#head === null) {
+      try {
+        this.#parser.end();
+      } catch (err) {
+        this.onError(err as GatewayError);
+        return;
+      }
+    }
+    if (this.#discard) {
+      this.#hooks.onDone?.(null);
+      return;
+    }
+    if (this.#redirectPending) {
+      // Location with an absolute path, nothing else, and no body: redirect internally.
+      this.#redirectPending = false;
+      if (this.#hooks.localRedirect?.(this.#head!.location!)) {
+        this.#hooks.onDone?.(null);
+        return;
+      }
+      this.#writeHead(this.#head!);
+    }
+    const res = this.#res;
+    if (this.#declaredLength >= 0 && this.#sent < this.#declaredLength && this.#req.method !== 'HEAD' && hasBody(res.statusCode)) {
+      // The backend promised more than it sent: do not let the client read a short body as whole.
+      this.#log.error({ code: 'GW_ERR_UPSTREAM_SHORT_BODY', declared: this.#declaredLength, sent: this.#sent }, 'upstream sent less than its Content-Length');
+      res.destroy();
+    } else {
+      res.end();
+    }
+    this.#hooks.onDone?.(null);
+  }
+
+  onError(err: GatewayError): void {
+    this.#flushStderr();
+    const res = this.#res;
+    if (err.code !== 'GW_ERR_UPSTREAM_ABORTED') this.#log.error({ err, code: err.code }, err.message);
+    if (res.headersSent) {
+      res.destroy();
+    } else if (!res.destroyed && !res.writableEnded) {
+      sendError(res, statusFor(err));
+    }
+    this.#hooks.onDone?.(err);
+  }
+
+  #writeHead(head: CgiHead): void {
+    const res = this.#res;
+    const flat: string[] = [];
+    for (const [name, value] of head.headers) {
+      const lower = name.toLowerCase();
+      if (DROP.has(lower)) continue;
+      if (lower === 'content-length') {
+        if (!/^\d{1,15}$/.test(value)) continue; // nginx ignores an invalid upstream length too
+        this.#declaredLength = Number(value);
+      }
+      flat.push(name, value);
+    }
+    const status = head.status;
+    res.writeHead(status, head.reason || STATUS_CODES[status] || '', flat);
+  }
+
+  /** A body byte arrived for a local-redirect candidate: it is an ordinary redirect after all. */
+  #release(chunk: Buffer): boolean {
+    this.#redirectPending = false;
+    this.#writeHead(this.#head!);
+    return this.#write(chunk);
+  }
+
+  #write(chunk: Buffer): boolean {
+    let data = chunk;
+    if (this.#declaredLength >= 0 && this.#sent + data.length > this.#declaredLength) {
+      // More than Content-Length: cut it (nginx does the same) so the framing stays correct.
+      data = data.subarray(0, Math.max(0, this.#declaredLength - this.#sent));
+      if (data.length === 0) return true;
+    }
+    this.#sent += data.length;
+    this.timing.bytes = this.#sent;
+    if (this.#res.write(data)) return true;
+    this.#res.once('drain', this.#onDrain);
+    return false;
+  }
+
+  #onDrain = (): void => {
+    this.#controller?.resume();
+  };
+
+  #flushStderr(): void {
+    if (this.#stderrBuf.trim() !== '') this.#log.warn({ stderr: this.#stderrBuf }, 'upstream stderr');
+    this.#stderrBuf = '';
+  }
+}
+
+function hasBody(status: number): boolean {
+  return !(status === 204 || status === 304 || (status >= 100 && status < 200));
+}
+
+/** A short error response that reveals nothing internal. */
+export function sendError(res: ServerResponse, status: number, extraHeaders: Record<string, string> = {}): void {
+  const body = `${status} ${STATUS_CODES[status] ?? 'Error'}\n`;
+  const headers: Record<string, string | number> = {
+    'Content-Type': 'text/plain; charset=utf-8',
+    'Content-Length': Buffer.byteLength(body),
+    ...extraHeaders,
+  };
+  if (status === 503 && !('Retry-After' in extraHeaders)) headers['Retry-After'] = '1';
+  if (status === 413 || status === 400 || status === 431) headers['Connection'] = 'close';
+  try {
+    res.writeHead(status, headers);
+    res.end(res.req?.method === 'HEAD' ? undefined : body);
+  } catch {
+    res.destroy();
+  }
+}

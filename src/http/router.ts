@@ -1,0 +1,72 @@
+/**
+ * Maps a normalised request path to what serves it, the way the canonical nginx + php-fpm
+ * configuration does:
+ *
+ *   location / { try_files $uri $uri/ /index.php?$query_string; }
+ *   location ~ [^/]\.php(/|$) { fastcgi_split_path_info ^(.+?\.php)(/.*)$; try_files $fastcgi_script_name =404; ... }
+ *
+ * A script must be an existing regular file inside the root before anything goes to php-fpm,
+ * so `/uploads/evil.jpg/x.php` is a 404 and never runs the upload.
+ */
+import { statSync, type Stats } from 'node:fs';
+import type { ScriptTarget } from '../cgi/params-builder.js';
+import { hasHiddenSegment, splitScriptPath, type RequestTarget } from '../cgi/uri.js';
+import type { ResolvedHandlerOptions } from '../config/options.js';
+
+/** Where a request goes. */
+export type Route =
+  | { readonly kind: 'script'; readonly target: ScriptTarget }
+  | { readonly kind: 'static'; readonly path: string }
+  | { readonly kind: 'redirect'; readonly location: string }
+  | { readonly kind: 'forbidden' }
+  | { readonly kind: 'not-found' };
+
+type FileKind = 'file' | 'dir' | null;
+
+function kindOf(path: string): FileKind {
+  let st: Stats | undefined;
+  try {
+    st = statSync(path, { throwIfNoEntry: false });
+  } catch {
+    return null; // ENOTDIR, EACCES, ENAMETOOLONG: treat as absent
+  }
+  if (!st) return null;
+  return st.isFile() ? 'file' : st.isDirectory() ? 'dir' : null;
+}
+
+/** Resolve a request target against the document root. */
+export function route(target: RequestTarget, o: ResolvedHandlerOptions): Route {
+  const { path, query } = target;
+  if (hasHiddenSegment(path, o.allowedDotfiles)) return NOT_FOUND;
+  const split = splitScriptPath(path, o.scriptExtensions);
+  if (split !== null) {
+    if (kindOf(o.root + split.scriptName) !== 'file') return NOT_FOUND;
+    return script(split.scriptName, split.pathInfo, path, query, o.root);
+  }
+  const kind = kindOf(o.root + path);
+  if (kind === 'file' && !path.endsWith('/')) return o.static ? { kind: 'static', path } : NOT_FOUND;
+  if (kind === 'dir') {
+    if (!path.endsWith('/')) return { kind: 'redirect', location: encodePath(path) + '/' + (query ? '?' + query : '') };
+    for (const name of o.index) {
+      const candidate = path + name;
+      if (kindOf(o.root + candidate) !== 'file') continue;
+      if (o.scriptExtensions.some((ext) => name.endsWith(ext))) return script(candidate, '', candidate, query, o.root);
+      if (o.static) return { kind: 'static', path: candidate };
+    }
+    return { kind: 'forbidden' };
+  }
+  const fc = o.frontController;
+  if (fc !== null && kindOf(o.root + fc) === 'file') return script(fc, '', fc, query, o.root);
+  return NOT_FOUND;
+}
+
+const NOT_FOUND: Route = Object.freeze({ kind: 'not-found' });
+
+function script(scriptName: string, pathInfo: string, documentUri: string, query: string, documentRoot: string): Route {
+  return { kind: 'script', target: { scriptName, pathInfo, documentUri, query, documentRoot } };
+}
+
+/** Percent-encode a decoded path for a Location header or for `send`, keeping `/`. */
+export function encodePath(path: string): string {
+  return path.split('/').map(encodeURIComponent).join('/');
+}

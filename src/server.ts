@@ -1,0 +1,130 @@
+/**
+ * The gateway as a server: node:http + the FastCGI handler + the access log, listening on a
+ * TCP address or a unix socket, with `Expect: 100-continue` checked before the body is
+ * invited, and a graceful close (stop accepting, finish running requests, drain the pool).
+ */
+import { chmodSync, rmSync } from 'node:fs';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { ConfigError } from './errors.js';
+import type { HandlerOptions } from './config/options.js';
+import { createFastCgiHandler, type FastCgiHandler } from './http/handler.js';
+import { declaredLength } from './http/request-body.js';
+import { sendError } from './http/respond.js';
+import { type AccessLogFormat, createAccessLog, createLogger } from './logging/access-log.js';
+import { VERSION } from './version.js';
+
+/** Options of `startGatewayServer`: the handler's, plus where and how to listen. */
+export interface GatewayServerOptions extends HandlerOptions {
+  /** `HOST:PORT`, `[v6]:PORT`, `:PORT`, `PORT` or `unix:/path.sock` (default `127.0.0.1:8080`). */
+  readonly listen?: string;
+  /** Access log format, or false for none (default 'json'). */
+  readonly accessLog?: AccessLogFormat | false;
+  /** Logger to use instead of one built from `accessLog` (errors are logged through it too). */
+  readonly logger?: Logger;
+  /** ms to receive the request head (default 60000). */
+  readonly headersTimeout?: number;
+  /** ms a kept-alive client connection may stay idle (default 5000). */
+  readonly keepAliveTimeout?: number;
+  /** ms for a whole request, 0 for none (default 0: uploads may be slow; the head timeout guards slowloris). */
+  readonly requestTimeout?: number;
+}
+
+/** A running server. */
+export interface GatewayServer {
+  readonly url: string;
+  readonly server: http.Server;
+  readonly handler: FastCgiHandler;
+  readonly logger: Logger | null;
+  /** Stop accepting, let running requests finish, close the pool. */
+  close(): Promise<void>;
+}
+
+const SERVER_KEYS = ['listen', 'accessLog', 'logger', 'headersTimeout', 'keepAliveTimeout', 'requestTimeout'] as const;
+
+/** Parse a listen string into node's listen arguments. */
+export function parseListen(listen: string): { path: string } | { host: string; port: number } {
+  if (listen.startsWith('unix:')) return { path: listen.slice(5) };
+  if (/^\d+$/.test(listen)) return { host: '127.0.0.1', port: Number(listen) };
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:]*)):(\d+)$/.exec(listen);
+  if (!m) throw new ConfigError(`listen ${JSON.stringify(listen)} must be HOST:PORT, [v6]:PORT, :PORT or unix:/path`);
+  const port = Number(m[3]);
+  if (port > 65535) throw new ConfigError(`listen port ${port} is out of range`);
+  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
+}
+
+/** Create and start the server. */
+export async function startGatewayServer(options: GatewayServerOptions): Promise<GatewayServer> {
+  const handlerOptions: Record<string, unknown> = { ...options };
+  for (const k of SERVER_KEYS) delete handlerOptions[k];
+  const handler = createFastCgiHandler(handlerOptions as unknown as HandlerOptions, { serverSoftware: `fastcgi-gateway/${VERSION}` });
+  const format = options.accessLog ?? 'json';
+  const logger = options.logger ?? (format === false ? null : createLogger(format));
+  const accessLog = logger ? createAccessLog(logger) : null;
+  const maxBody = handler.options.maxBodySize;
+
+  const serve = accessLog
+    ? (req: IncomingMessage, res: ServerResponse): void => {
+        accessLog(req, res);
+        handler(req, res);
+      }
+    : (req: IncomingMessage, res: ServerResponse): void => handler(req, res);
+
+  const server = http.createServer({ keepAliveTimeout: options.keepAliveTimeout ?? 5000 }, serve);
+  server.headersTimeout = options.headersTimeout ?? 60_000;
+  server.requestTimeout = options.requestTimeout ?? 0;
+  // Expect: 100-continue — refuse an oversized body before the client sends it.
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    const len = declaredLength(req);
+    if (typeof len === 'number' && maxBody > 0 && len > maxBody) {
+      accessLog?.(req, res);
+      res.shouldKeepAlive = false;
+      sendError(res, 413);
+      return;
+    }
+    res.writeContinue();
+    serve(req, res);
+  });
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+    socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  });
+
+  const target = parseListen(options.listen ?? '127.0.0.1:8080');
+  if ('path' in target) rmSync(target.path, { force: true });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(target, () => {
+      server.removeListener('error', reject);
+      resolve();
+    });
+  });
+  let url: string;
+  if ('path' in target) {
+    chmodSync(target.path, 0o660);
+    url = `unix:${target.path}`;
+  } else {
+    const a = server.address() as AddressInfo;
+    url = `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+  }
+
+  let closing: Promise<void> | null = null;
+  return {
+    url,
+    server,
+    handler,
+    logger,
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      }).then(() => handler.close());
+      return closing;
+    },
+  };
+}
