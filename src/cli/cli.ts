@@ -12,7 +12,7 @@ import { pingCommand } from './ping.js';
 import { runCommand } from './run.js';
 import { type StatusFormat, STATUS_FORMATS } from './status-format.js';
 import { statusCommand } from './status.js';
-import { packageVersion } from './version.js';
+import { VERSION } from '../version.js';
 
 /** Streams and working directory of the process. */
 export interface CliEnv extends CliIo {
@@ -56,7 +56,7 @@ export async function runCli(argv: readonly string[], env: CliEnv): Promise<numb
           .option('full', { type: 'boolean', default: false, describe: 'add the per-process table' })
           .option('json', { type: 'boolean', default: false, describe: 'same as --format json' })
           .option('format', { type: 'string', choices: STATUS_FORMATS, describe: 'output format (default text)' })
-          .option('watch', { alias: 'w', type: 'number', describe: 'redraw every N seconds until Ctrl-C, with rates' })
+          .option('watch', { alias: 'w', type: 'number', nargs: 1, describe: 'redraw every N seconds until Ctrl-C, with rates' })
           .option('timeout', { type: 'number', default: DEFAULT_PAGE_TIMEOUT, describe: 'deadline per request in ms, connect included (0 = none)' })
           .example('$0 status -u unix:/run/php/php8.2-fpm.sock --full', '')
           .example('$0 status -u 127.0.0.1:9000 --format openmetrics', ''),
@@ -136,7 +136,7 @@ export async function runCli(argv: readonly string[], env: CliEnv): Promise<numb
     .parserConfiguration({ 'parse-positional-numbers': false })
     .help()
     .alias('h', 'help')
-    .version(packageVersion())
+    .version(VERSION)
     .alias('v', 'version')
     .wrap(100)
     .exitProcess(false)

@@ -35,7 +35,7 @@ export interface OneShotRequest {
   /** Write the body here (with backpressure) instead of buffering it. */
   readonly bodyOut?: Writable;
   /** Write STDERR here as it arrives (it is also captured up to STDERR_CAPTURE_LIMIT). */
-  readonly stderrOut?: Writable;
+  readonly stderrOut?: { write(chunk: Buffer): unknown };
   /** Called once with the parsed head, before the first body byte reaches `bodyOut`. */
   readonly onHead?: (head: CgiHead) => void;
   /** Aborts the exchange (e.g. Ctrl-C in --watch); rejects with a CliError(Usage, 'interrupted'). */

@@ -51,8 +51,11 @@ export class CliError extends Error {
   }
 }
 
-/** Exit code for each library error code; codes not listed map to Usage (1). */
-const GATEWAY_EXIT: Readonly<Record<string, ExitCodeValue>> = Object.freeze({
+/**
+ * Exit code for each library error code (every code in errors.ts has an entry, so a new code
+ * gets a deliberate choice; a unit test checks it). Codes not listed map to Usage (1).
+ */
+export const GATEWAY_EXIT_CODES: Readonly<Record<string, ExitCodeValue>> = Object.freeze({
   GW_ERR_CONFIG_INVALID: ExitCode.Usage,
   GW_ERR_CONFIG_ADDRESS: ExitCode.Usage,
   GW_ERR_CONNECT_FAILED: ExitCode.Connect,
@@ -71,12 +74,15 @@ const GATEWAY_EXIT: Readonly<Record<string, ExitCodeValue>> = Object.freeze({
   GW_ERR_PROTO_PARAMS_TOO_LARGE: ExitCode.Usage,
   GW_ERR_BODY_SOURCE: ExitCode.Usage,
   GW_ERR_BODY_TOO_LARGE: ExitCode.Usage,
+  GW_ERR_POOL_CLOSED: ExitCode.Usage,
+  GW_ERR_UPSTREAM_ABORTED: ExitCode.Usage,
+  GW_ERR_UPSTREAM_HANDLER: ExitCode.Usage,
 });
 
 /** Exit code for any thrown value: CliError carries its own, GatewayError maps by code, else 1. */
 export function exitCodeFor(err: unknown): ExitCodeValue {
   if (err instanceof CliError) return err.exitCode;
-  if (err instanceof GatewayError) return GATEWAY_EXIT[err.code] ?? ExitCode.Usage;
+  if (err instanceof GatewayError) return GATEWAY_EXIT_CODES[err.code] ?? ExitCode.Usage;
   return ExitCode.Usage;
 }
 

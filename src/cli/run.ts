@@ -11,8 +11,8 @@
  *               file — bounded memory, exact length — then streamed like @file; the temp file
  *               is removed on every exit path, Ctrl-C included
  */
-import { createWriteStream, rmSync } from 'node:fs';
-import { type FileHandle, mkdtemp, open } from 'node:fs/promises';
+import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
+import { type FileHandle, open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { type Readable, Transform, type TransformCallback } from 'node:stream';
@@ -54,6 +54,8 @@ export interface BodySource {
   readonly body: Buffer | Readable | null;
   /** null = no body at all (no -d). */
   readonly length: number | null;
+  /** The temp file holding a spooled body (stdin, pipes), while it exists; else null. */
+  readonly spoolPath: string | null;
   /** Close files and remove the spool file; safe to call more than once. */
   close(): Promise<void>;
 }
@@ -63,10 +65,10 @@ export interface BodySource {
  * that cannot be opened.
  */
 export async function openBodySource(data: string | null, stdin: Readable, cwd: string): Promise<BodySource> {
-  if (data === null) return { body: null, length: null, close: async () => {} };
+  if (data === null) return { body: null, length: null, spoolPath: null, close: async () => {} };
   if (!data.startsWith('@')) {
     const bytes = Buffer.from(data, 'utf8');
-    return { body: bytes, length: bytes.length, close: async () => {} };
+    return { body: bytes, length: bytes.length, spoolPath: null, close: async () => {} };
   }
   const name = data.slice(1);
   if (name === '-') return spool(stdin, 'stdin');
@@ -88,11 +90,11 @@ export async function openBodySource(data: string | null, stdin: Readable, cwd: 
     const stream = fh.createReadStream();
     return spool(stream, name);
   }
-  return fileBody(fh, st.size, name, async () => {});
+  return fileBody(fh, st.size, name, null, async () => {});
 }
 
 /** Stream exactly `size` bytes of an open file; fewer (the file shrank) is an error. */
-function fileBody(fh: FileHandle, size: number, label: string, after: () => Promise<void>): BodySource {
+function fileBody(fh: FileHandle, size: number, label: string, spoolPath: string | null, after: () => Promise<void>): BodySource {
   let closed = false;
   let stream: Readable | null = null;
   const close = async (): Promise<void> => {
@@ -102,7 +104,7 @@ function fileBody(fh: FileHandle, size: number, label: string, after: () => Prom
     await fh.close().catch(() => {});
     await after();
   };
-  if (size === 0) return { body: null, length: 0, close };
+  if (size === 0) return { body: null, length: 0, spoolPath, close };
   const checker = new ExactLength(size, label);
   // The exchange listens for errors while it runs; this keeps a late one (after it settled,
   // or when it never started) from becoming an uncaught exception.
@@ -111,7 +113,7 @@ function fileBody(fh: FileHandle, size: number, label: string, after: () => Prom
   file.on('error', (err) => checker.destroy(err));
   file.pipe(checker);
   stream = file;
-  return { body: checker, length: size, close };
+  return { body: checker, length: size, spoolPath, close };
 }
 
 /**
@@ -120,15 +122,23 @@ function fileBody(fh: FileHandle, size: number, label: string, after: () => Prom
  * process exits first (an exit hook; SIGINT/SIGTERM are turned into exits while it exists).
  */
 async function spool(input: Readable, label: string): Promise<BodySource> {
-  const dir = await mkdtemp(join(tmpdir(), 'fastcgi-gateway-'));
-  const removeNow = (): void => rmSync(dir, { recursive: true, force: true });
   const onSignal = (signal: NodeJS.Signals): void => {
-    removeNow();
-    process.exit(signal === 'SIGINT' ? 130 : 143);
+    process.exit(signal === 'SIGINT' ? 130 : 143); // runs the exit hook below
   };
-  process.on('exit', removeNow);
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // Synchronous, with the handlers already in place: no signal can be handled between the
+  // directory's creation and the moment the exit hook knows about it.
+  let dir: string;
+  try {
+    dir = mkdtempSync(join(tmpdir(), 'fastcgi-gateway-'));
+  } catch (err) {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+    throw new CliError(ExitCode.Usage, `-d: cannot create a temp file in ${tmpdir()}: ${(err as Error).message}`);
+  }
+  const removeNow = (): void => rmSync(dir, { recursive: true, force: true });
+  process.on('exit', removeNow);
   const release = async (): Promise<void> => {
     process.removeListener('exit', removeNow);
     process.removeListener('SIGINT', onSignal);
@@ -140,7 +150,7 @@ async function spool(input: Readable, label: string): Promise<BodySource> {
     await pipeline(input, createWriteStream(file, { flags: 'wx', mode: 0o600 }));
     const fh = await open(file, 'r');
     const st = await fh.stat();
-    return fileBody(fh, st.size, label, release);
+    return fileBody(fh, st.size, label, file, release);
   } catch (err) {
     await release();
     throw new CliError(ExitCode.Usage, `-d: cannot read the body from ${label}: ${(err as Error).message}`);
@@ -202,6 +212,15 @@ export async function runCommand(options: RunOptions, io: RunIo): Promise<number
   // Validate everything that does not depend on the body before reading stdin.
   buildRunParams({ ...paramsInput(options, io.cwd), contentLength: options.data === null ? null : 0 });
   const source = await openBodySource(options.data, io.stdin, io.cwd);
+  // FCGI_STDERR is relayed byte for byte; php-fpm does not end it with a newline, so one is
+  // added before a message of ours would otherwise continue the script's last line.
+  let stderrOpenLine = false;
+  const stderrOut = {
+    write(chunk: Buffer): void {
+      if (chunk.length > 0) stderrOpenLine = chunk[chunk.length - 1] !== 0x0a;
+      io.stderr.write(chunk);
+    },
+  };
   try {
     const built = buildRunParams({ ...paramsInput(options, io.cwd), contentLength: source.length });
     for (const w of built.warnings) io.stderr.write(`fastcgi-gateway: warning: ${w}\n`);
@@ -211,7 +230,7 @@ export async function runCommand(options: RunOptions, io: RunIo): Promise<number
       body: source.body,
       timeoutMs: timeout,
       bodyOut: io.stdout,
-      stderrOut: io.stderr,
+      stderrOut,
       onHead: (head) => {
         if (options.include) io.stdout.write(formatHead(head));
       },
@@ -222,6 +241,9 @@ export async function runCommand(options: RunOptions, io: RunIo): Promise<number
       throw new CliError(ExitCode.ScriptError, `${built.scriptFilename} answered ${statusLine(res.head.status, res.head.reason)}`);
     }
     return ExitCode.Ok;
+  } catch (err) {
+    if (stderrOpenLine) io.stderr.write('\n');
+    throw err;
   } finally {
     await source.close();
   }

@@ -91,11 +91,14 @@ export function checkStatusOptions(o: StatusOptions): void {
   checkTimeout(o.timeout);
 }
 
-/** Run the command; returns the exit code. */
-export async function statusCommand(options: StatusOptions, io: CliIo): Promise<number> {
+/**
+ * Run the command; returns the exit code. `--watch` runs until SIGINT or until `stop` aborts
+ * (for callers that embed the command).
+ */
+export async function statusCommand(options: StatusOptions, io: CliIo, stop?: AbortSignal): Promise<number> {
   checkStatusOptions(options);
   const address = parseUpstream(options.upstream);
-  if (options.watch !== null) return watchStatus(address, options, options.watch, io);
+  if (options.watch !== null) return watchStatus(address, options, options.watch, io, stop);
   const snap = await fetchStatus(address, options);
   io.stdout.write(renderSnapshot(snap, options.format, { full: options.full, ...widthOf(io) }));
   return ExitCode.Ok;
@@ -113,7 +116,13 @@ const CLEAR = '\x1b[H\x1b[2J';
  * protocol) are shown and retried at the next tick, as php-fpm may be restarting; a missing
  * status page or a usage error ends the command with its exit code.
  */
-async function watchStatus(address: UpstreamAddress, options: StatusOptions, interval: number, io: CliIo): Promise<number> {
+async function watchStatus(
+  address: UpstreamAddress,
+  options: StatusOptions,
+  interval: number,
+  io: CliIo,
+  stop: AbortSignal | undefined,
+): Promise<number> {
   const tty = io.stdout.isTTY === true;
   const ac = new AbortController();
   let stopped = false;
@@ -124,6 +133,8 @@ async function watchStatus(address: UpstreamAddress, options: StatusOptions, int
     wake?.();
   };
   process.on('SIGINT', onSigint);
+  stop?.addEventListener('abort', onSigint, { once: true });
+  if (stop?.aborted) onSigint();
   let prev: StatusSample | null = null;
   let frames = 0;
   try {
@@ -156,7 +167,7 @@ async function watchStatus(address: UpstreamAddress, options: StatusOptions, int
         // One JSON document per line (NDJSON): pipe into `jq -c` or a log shipper.
         io.stdout.write(frame);
       } else {
-        const header = `every ${interval}s: ${address.text}${options.path} at ${new Date().toISOString()}  (Ctrl-C to quit)\n\n`;
+        const header = `every ${interval}s: ${options.path} on ${address.text} at ${new Date().toISOString()}  (Ctrl-C to quit)\n\n`;
         if (tty) io.stdout.write(CLEAR + header + frame);
         else io.stdout.write((frames > 0 ? `\n${'-'.repeat(72)}\n` : '') + header + frame);
       }
@@ -174,6 +185,7 @@ async function watchStatus(address: UpstreamAddress, options: StatusOptions, int
     }
   } finally {
     process.removeListener('SIGINT', onSigint);
+    stop?.removeEventListener('abort', onSigint);
   }
   if (tty) io.stdout.write('\n');
   return ExitCode.Ok;

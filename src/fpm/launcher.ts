@@ -245,6 +245,7 @@ export async function startPhpFpm(options: PhpFpmLaunchOptions = {}): Promise<Ph
     if (masterRunning()) killGroup();
     await exited;
     killGroup();
+    await groupGone(pid, 2_000);
     log.close();
     live.delete(onParentExit);
     rmSync(dir, { recursive: true, force: true });
@@ -278,8 +279,9 @@ export async function startPhpFpm(options: PhpFpmLaunchOptions = {}): Promise<Ph
         clearTimeout(timer);
       }
       await exited;
-      // A master killed from outside leaves its workers running in our group.
+      // A master killed from outside (or by the fallback) leaves its workers in our group.
       killGroup();
+      await groupGone(pid, 2_000);
       log.close();
       live.delete(onParentExit);
       rmSync(dir, { recursive: true, force: true });
@@ -295,6 +297,21 @@ export async function startPhpFpm(options: PhpFpmLaunchOptions = {}): Promise<Ph
     logTail: (lines = 20) => log.tail(lines),
     stop,
   };
+}
+
+/** Wait (bounded) until no process is left in group `pgid`, so "stopped" means gone. */
+async function groupGone(pgid: number, limitMs: number): Promise<void> {
+  if (pgid <= 0) return;
+  const until = Date.now() + limitMs;
+  for (;;) {
+    try {
+      process.kill(-pgid, 0);
+    } catch {
+      return; // ESRCH: the group is empty
+    }
+    if (Date.now() >= until) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
 
 function checkInt(name: string, value: number, min: number): void {

@@ -139,8 +139,10 @@ export function createFastCgiHandler(options: HandlerOptions, deps: HandlerDeps 
     const hooks: ResponseHooks = {
       localRedirect: (location) => {
         if (depth >= o.maxLocalRedirects) {
+          // Handled here: relaying the Location to the client would only move the loop there.
           log.error({ code: 'GW_ERR_CGI_REDIRECT_LOOP', location }, 'too many local redirects');
-          return false;
+          sendError(res, 502);
+          return true;
         }
         const next = parseRequestTarget(location);
         if (isRejection(next)) return false;

@@ -180,11 +180,9 @@ export class Exchange implements ExchangeController {
     if (this.#state !== STATE_RUNNING || this.#transport !== transport) return; // aborted in onStart
     const body = this.#body;
     if (body === null || (Buffer.isBuffer(body) && body.length === 0)) {
-      transport.write(this.head);
-      this.#finishBody(transport, false);
+      this.#finishBody(transport, transport.write(this.head));
     } else if (Buffer.isBuffer(body)) {
-      transport.writev([this.head, ...frameStdin(body)]);
-      this.#finishBody(transport, true);
+      this.#finishBody(transport, transport.writev([this.head, ...frameStdin(body), STDIN_END]));
     } else {
       if (this.attempts > 1 && this.#replay === null) {
         // Cannot happen while the stream is paused between attempts; refuse rather than corrupt.
@@ -194,9 +192,10 @@ export class Exchange implements ExchangeController {
       }
       const parts = [this.head];
       if (this.#replay) for (const chunk of this.#replay) parts.push(...frameStdin(chunk));
+      if (this.#streamEnded) parts.push(STDIN_END);
       const ok = transport.writev(parts);
       if (this.#streamEnded) {
-        this.#finishBody(transport, true);
+        this.#finishBody(transport, ok);
       } else {
         this.#attachStream(body);
         if (!ok) this.#waitDrain(transport);
@@ -205,10 +204,23 @@ export class Exchange implements ExchangeController {
     }
   }
 
-  #finishBody(transport: ExchangeTransport, writeEnd: boolean): void {
-    if (writeEnd) transport.write(STDIN_END);
-    this.#bodyComplete = true;
-    transport.bodyFinished();
+  /**
+   * The STDIN end record has been written; `flushed` is what the write returned. When the
+   * socket buffer is still full, the body is finished only on 'drain', so that a responder
+   * that stops reading meets writeTimeout (not readTimeout) whatever the body type.
+   */
+  #finishBody(transport: ExchangeTransport, flushed: boolean): void {
+    const finish = (): void => {
+      this.#bodyComplete = true;
+      transport.bodyFinished();
+    };
+    if (flushed) {
+      finish();
+      return;
+    }
+    transport.onceDrain(() => {
+      if (this.#state === STATE_RUNNING && this.#transport === transport) finish();
+    });
   }
 
   #attachStream(body: Readable): void {
@@ -262,7 +274,7 @@ export class Exchange implements ExchangeController {
   #onBodyEnd = (): void => {
     this.#streamEnded = true;
     const transport = this.#transport;
-    if (this.#state === STATE_RUNNING && transport !== null) this.#finishBody(transport, true);
+    if (this.#state === STATE_RUNNING && transport !== null) this.#finishBody(transport, transport.write(STDIN_END));
   };
 
   #onBodyError = (err: Error): void => {

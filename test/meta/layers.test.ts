@@ -24,6 +24,7 @@ const allowed: Record<string, string[]> = {
   http: ['http', 'upstream', 'protocol', 'cgi', 'errors', 'config'],
   logging: ['logging', 'errors', 'config'],
   config: ['config', 'errors', 'upstream', 'protocol', 'cgi', 'http', 'logging'],
+  fpm: ['fpm', 'errors'],
 };
 const pureForbidden = /^node:(net|stream|http|https|http2|fs|child_process|timers|process|os|dgram|tls)/;
 
