@@ -178,7 +178,7 @@ const cleanups = new Set<() => Promise<void>>();
 let cleanupInstalled = false;
 
 /** Register a stop function to run on SIGINT / SIGTERM; returns the unregister function. */
-function onInterrupt(fn: () => Promise<void>): () => void {
+export function onInterrupt(fn: () => Promise<void>): () => void {
   cleanups.add(fn);
   return () => cleanups.delete(fn);
 }
@@ -392,7 +392,7 @@ function exited(proc: ChildProcess): boolean {
  * any child that outlived it (a php-fpm worker survives a SIGKILLed master). Children are
  * recorded before the signal and matched by start time, so a recycled PID is left alone.
  */
-async function stopTree(proc: ChildProcess, signal: NodeJS.Signals, graceMs: number): Promise<void> {
+export async function stopTree(proc: ChildProcess, signal: NodeJS.Signals, graceMs: number): Promise<void> {
   const pid = proc.pid;
   if (pid === undefined || exited(proc)) return;
   const children = processTree(pid)
@@ -816,6 +816,8 @@ export interface WrkOptions {
    * latency histogram and only counts them as "timeout" errors, which hides stalls.
    */
   readonly timeoutS?: number;
+  /** Lua script for -s (e.g. one that sets wrk.method and wrk.body for a POST). */
+  readonly script?: string;
 }
 
 /** Parsed `wrk --latency` output; latencies in ms. */
@@ -886,6 +888,7 @@ export async function runWrk(options: WrkOptions): Promise<WrkResult> {
     `--timeout`,
     `${options.timeoutS ?? 30}s`,
     '--latency',
+    ...(options.script !== undefined ? ['-s', options.script] : []),
     options.url,
   ];
   const proc = spawn(WRK_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });

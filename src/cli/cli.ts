@@ -10,6 +10,7 @@ import type { CliIo } from './common.js';
 import { CliError, ExitCode, describeFailure, exitCodeFor } from './exit-codes.js';
 import { pingCommand } from './ping.js';
 import { runCommand } from './run.js';
+import { serveCommand } from './serve.js';
 import { type StatusFormat, STATUS_FORMATS } from './status-format.js';
 import { statusCommand } from './status.js';
 import { VERSION } from '../version.js';
@@ -45,7 +46,7 @@ export async function runCli(argv: readonly string[], env: CliEnv): Promise<numb
 
   const parser = yargs([...argv])
     .scriptName('fastcgi-gateway')
-    .usage('$0 <command> [options]\n\nOperator tools for php-fpm over FastCGI (no web server needed).')
+    .usage('$0 <command> [options]\n\nAn HTTP-to-FastCGI gateway (serve) and operator tools for php-fpm (status, ping, run).')
     .command(
       'status',
       "show php-fpm's pool status page (pm.status_path)",
@@ -131,7 +132,47 @@ export async function runCli(argv: readonly string[], env: CliEnv): Promise<numb
           );
         }),
     )
-    .demandCommand(1, 'choose a command: status, ping or run')
+    .command(
+      'serve',
+      'serve a PHP application from a document root through php-fpm (like nginx + php-fpm)',
+      (y) =>
+        y
+          .option('upstream', upstream)
+          .option('root', { alias: 'r', type: 'string', default: '.', describe: 'document root (static files and scripts)' })
+          .option('listen', { alias: 'l', type: 'string', default: '127.0.0.1:8080', describe: 'HOST:PORT, [v6]:PORT, :PORT or unix:/path.sock' })
+          .option('index', { type: 'string', describe: 'index file for directories, in order (repeatable; default index.php, index.html)' })
+          .option('front-controller', { type: 'string', describe: 'script for paths matching nothing (default /index.php; "none" disables)' })
+          .option('static', { type: 'boolean', describe: 'serve existing non-script files directly (default true; --no-static)' })
+          .option('log', { type: 'string', choices: ['json', 'pretty', 'off'] as const, describe: 'access log format (default pretty on a terminal, else json)' })
+          .option('connections', { alias: 'c', type: 'number', describe: "upstream connections (default 4; keep ≤ php-fpm's pm.max_children)" })
+          .option('max-body-size', { type: 'number', describe: 'largest request body in bytes, else 413 (default 1 GiB; 0 = no limit)' })
+          .option('trusted-proxy', { type: 'string', describe: 'peer address whose X-Forwarded-For/-Proto are believed (repeatable)' })
+          .option('param', { type: 'string', describe: 'extra CGI param NAME=VALUE for every request (repeatable; may set PHP_VALUE)' })
+          .option('server-name', { type: 'string', describe: 'SERVER_NAME (default: the Host header without port)' })
+          .example('$0 serve -r public -u unix:/run/php/php8.2-fpm.sock', '')
+          .example('$0 serve -r /srv/app/public -u 127.0.0.1:9000 -l 0.0.0.0:8080 -c 8 --log json', ''),
+      (a) =>
+        guard(() =>
+          serveCommand(
+            {
+              root: a.root,
+              upstream: a.upstream,
+              listen: a.listen,
+              index: list(a.index),
+              frontController: a.frontController,
+              static: a.static,
+              log: a.log,
+              connections: a.connections,
+              maxBodySize: a.maxBodySize,
+              trustedProxy: list(a.trustedProxy),
+              param: list(a.param),
+              serverName: a.serverName,
+            },
+            env,
+          ),
+        ),
+    )
+    .demandCommand(1, 'choose a command: serve, status, ping or run')
     .strict()
     .parserConfiguration({ 'parse-positional-numbers': false })
     .help()

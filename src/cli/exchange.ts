@@ -1,8 +1,8 @@
 /**
- * One FastCGI request for the operator commands: a single-connection pool that does not keep
- * the socket (a kept-alive connection would pin a php-fpm worker between `--watch` snapshots),
- * the CGI head parsed from STDOUT over any number of records, the body either buffered or
- * written to a stream with backpressure, and one deadline for the whole exchange.
+ * One FastCGI request for the operator commands: a single-connection pool destroyed as soon as
+ * the answer is complete (a socket kept open would pin a php-fpm worker between `--watch`
+ * snapshots), the CGI head parsed from STDOUT over any number of records, the body either
+ * buffered or written to a stream with backpressure, and one deadline for the whole exchange.
  *
  *   dispatch ─▶ STDOUT records ─▶ CgiHeadParser ─▶ onHead(head) ─▶ body ─▶ buffer | Writable
  *            └▶ STDERR records ─▶ buffer (capped) and/or Writable
@@ -62,7 +62,11 @@ export async function exchangeOnce(req: OneShotRequest): Promise<OneShotResult> 
   const timeoutMs = req.timeoutMs;
   const pool = new ConnectionPool(req.address, {
     connections: 1,
-    keepAlive: false,
+    // KEEP_CONN, although the socket is closed right after END_REQUEST (pool.destroy() below):
+    // without it php-fpm closes first, and when that close arrives while records are still
+    // held behind a pause, UpstreamConnection currently fails the exchange as "closed before
+    // END_REQUEST" although END_REQUEST was read. Closing from this side is the same for php-fpm.
+    keepAlive: true,
     probeLimits: false,
     queueTimeout: 0,
     connectTimeout: timeoutMs > 0 ? timeoutMs : DEFAULT_CONNECT_TIMEOUT,

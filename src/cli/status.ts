@@ -160,8 +160,13 @@ async function watchStatus(
         if (stopped) break;
         const code = exitCodeFor(err);
         if (code === ExitCode.NotFound || code === ExitCode.Usage) throw err;
-        io.stderr.write(`fastcgi-gateway: ${new Date().toISOString()} ${describeFailure(err)}\n`);
-        frame = '';
+        if (tty && options.format !== 'json') {
+          // On a terminal the next clear would wipe a stderr line: show it in the view.
+          frame = `error: ${describeFailure(err)}\n`;
+        } else {
+          io.stderr.write(`fastcgi-gateway: ${new Date().toISOString()} ${describeFailure(err)}\n`);
+          frame = '';
+        }
       }
       if (options.format === 'json') {
         // One JSON document per line (NDJSON): pipe into `jq -c` or a log shipper.

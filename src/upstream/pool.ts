@@ -150,6 +150,8 @@ export class ConnectionPool implements ConnectionOwner {
   #queued = 0;
   #nextId = 1;
   #closing = false;
+  /** Set by destroy(): the error every request still in flight fails with. */
+  #destroyError: GatewayError | null = null;
   #closeWaiters: Array<() => void> = [];
   #probe: 'todo' | 'running' | 'done';
   #responder: ResponderValues | null = null;
@@ -265,6 +267,7 @@ export class ConnectionPool implements ConnectionOwner {
   /** Fail queued and running requests with `err` (default PoolClosedError) and close everything. */
   destroy(err: GatewayError = new PoolClosedError()): void {
     this.#closing = true;
+    this.#destroyError ??= err;
     for (let i = this.#queueHead; i < this.#queue.length; i++) {
       const ex = this.#queue[i]!;
       if (!ex.done) this.#failEx(ex, err);
@@ -280,13 +283,18 @@ export class ConnectionPool implements ConnectionOwner {
 
   released(conn: UpstreamConnection): void {
     const max = this.options.maxRequestsPerConnection;
-    if (this.#closing || (max > 0 && conn.requests >= max)) {
+    if (max > 0 && conn.requests >= max) {
       conn.destroy();
       return;
     }
+    // Requests queued before close() still get served: close() drains, destroy() fails them.
     const next = this.#dequeue();
     if (next) {
       this.#run(conn, next);
+      return;
+    }
+    if (this.#closing) {
+      conn.destroy();
       return;
     }
     this.#idle.push(conn);
@@ -304,7 +312,7 @@ export class ConnectionPool implements ConnectionOwner {
         exchange.detachForRetry();
         this.#connectFor(exchange);
       } else {
-        this.#failEx(exchange, new UpstreamClosedError(!exchange.responseStarted, cause));
+        this.#failEx(exchange, this.#destroyError ?? new UpstreamClosedError(!exchange.responseStarted, cause));
       }
     }
     this.#pump();
@@ -391,7 +399,8 @@ export class ConnectionPool implements ConnectionOwner {
       if (!ex) break;
       this.#run(this.#idle.pop()!, ex);
     }
-    while (this.#queued > this.#connecting && this.#open.size + this.#connecting < this.#limit && !this.#closing) {
+    // Also while closing: the queue then holds only requests accepted before close().
+    while (this.#queued > this.#connecting && this.#open.size + this.#connecting < this.#limit) {
       this.#connectFor(null);
     }
   }
@@ -402,6 +411,13 @@ export class ConnectionPool implements ConnectionOwner {
     connectSocket(this.address, this.options.connectTimeout).then(
       (socket) => {
         this.#connecting--;
+        if (this.#destroyError !== null) {
+          // Destroyed while connecting (a retry, or a socket for a queue that is gone now).
+          socket.destroy();
+          if (ex !== null && !ex.done) this.#failEx(ex, this.#destroyError);
+          this.#checkClosed();
+          return;
+        }
         this.#connects++;
         socket.setNoDelay(true);
         const conn = new UpstreamConnection(this.#nextId++, socket, this, this.#timeouts);

@@ -3,6 +3,7 @@
  * limits, the bounded wait queue, aborts, close/destroy, and the stats that describe them.
  */
 import assert from 'node:assert/strict';
+import { getEventListeners } from 'node:events';
 import { type TestContext, test } from 'node:test';
 import type { GatewayError } from '../../src/errors.js';
 import type { ExchangeController } from '../../src/upstream/exchange.js';
@@ -10,6 +11,7 @@ import { type BufferedResponse, ConnectionPool, type PoolOptions } from '../../s
 import { type FakeFpmOptions, assertPoolQuiet, startFakeFpm } from '../helpers/fake-fpm.js';
 
 const PARAMS = { REQUEST_METHOD: 'GET', SCRIPT_FILENAME: '/srv/index.php' };
+const T = { timeout: 20_000 };
 const HOLD = (): void => {}; // script that answers nothing: the test answers via nextRequest()
 
 async function setup(t: TestContext, fakeOptions: FakeFpmOptions = {}, poolOptions: PoolOptions = {}) {
@@ -45,7 +47,7 @@ function dispatch(pool: ConnectionPool, request: Parameters<ConnectionPool['disp
   return { controller, outcome };
 }
 
-test('keep-alive: sequential requests share one socket and every BEGIN_REQUEST sets KEEP_CONN', async (t) => {
+test('keep-alive: sequential requests share one socket and every BEGIN_REQUEST sets KEEP_CONN', T, async (t) => {
   const { fake, pool } = await setup(t, { script: (req, conn) => conn.respond(`n=${req.indexOnConnection}`) });
   for (let i = 1; i <= 5; i++) {
     const res = await pool.request({ params: PARAMS });
@@ -58,7 +60,7 @@ test('keep-alive: sequential requests share one socket and every BEGIN_REQUEST s
   assert.equal(pool.stats.idle, 1);
 });
 
-test('keepAlive: false clears KEEP_CONN and uses a new socket for every request', async (t) => {
+test('keepAlive: false clears KEEP_CONN and uses a new socket for every request', T, async (t) => {
   const { fake, pool } = await setup(t, {}, { keepAlive: false });
   for (let i = 0; i < 4; i++) await pool.request({ params: PARAMS });
   assert.equal(fake.accepted, 4);
@@ -68,7 +70,7 @@ test('keepAlive: false clears KEEP_CONN and uses a new socket for every request'
   assert.equal(pool.stats.connected, 0);
 });
 
-test('keepAlive: false also closes the socket when the responder keeps it open', async (t) => {
+test('keepAlive: false also closes the socket when the responder keeps it open', T, async (t) => {
   // A responder that ignores the missing KEEP_CONN flag must not get the socket reused.
   const { fake, pool } = await setup(t, {
     script: (_req, conn) => {
@@ -83,7 +85,7 @@ test('keepAlive: false also closes the socket when the responder keeps it open',
   assertPoolQuiet(pool.stats, { completed: 2, failed: 0 });
 });
 
-test('maxRequestsPerConnection retires a socket after N requests; its last request clears KEEP_CONN', async (t) => {
+test('maxRequestsPerConnection retires a socket after N requests; its last request clears KEEP_CONN', T, async (t) => {
   const { fake, pool } = await setup(t, {}, { maxRequestsPerConnection: 3 });
   for (let i = 0; i < 7; i++) await pool.request({ params: PARAMS });
   assert.equal(fake.accepted, 3);
@@ -93,12 +95,12 @@ test('maxRequestsPerConnection retires a socket after N requests; its last reque
   assert.equal(pool.stats.connected, 1);
 });
 
-test('queue full: with every socket busy and maxQueue waiting, the next request fails with GW_ERR_POOL_QUEUE_FULL', async (t) => {
+test('queue full: with every socket busy and maxQueue waiting, the next request fails with GW_ERR_POOL_QUEUE_FULL', T, async (t) => {
   const { fake, pool } = await setup(t, { script: HOLD }, { connections: 1, maxQueue: 2 });
   const a = settle(pool.request({ params: PARAMS }));
+  const first = await fake.nextRequest();
   const b = settle(pool.request({ params: PARAMS }));
   const c = settle(pool.request({ params: PARAMS }));
-  const first = await fake.nextRequest();
   assert.equal(pool.stats.queued, 2);
   const d = await settle(pool.request({ params: PARAMS }));
   assert.equal(codeOf(d), 'GW_ERR_POOL_QUEUE_FULL');
@@ -112,7 +114,7 @@ test('queue full: with every socket busy and maxQueue waiting, the next request 
   assertPoolQuiet(pool.stats, { completed: 3, failed: 1 });
 });
 
-test('maxQueue 0: no waiting at all once the connection limit is reached', async (t) => {
+test('maxQueue 0: no waiting at all once the connection limit is reached', T, async (t) => {
   const { fake, pool } = await setup(t, { script: HOLD }, { connections: 1, maxQueue: 0 });
   // The first request may wait for its own connect even with maxQueue 0.
   const a = settle(pool.request({ params: PARAMS }));
@@ -123,32 +125,39 @@ test('maxQueue 0: no waiting at all once the connection limit is reached', async
   assertPoolQuiet(pool.stats, { completed: 1, failed: 1 });
 });
 
-test('queue timeout: a request that waits longer than queueTimeout fails with GW_ERR_POOL_QUEUE_TIMEOUT', async (t) => {
-  const { fake, pool } = await setup(t, { script: HOLD }, { connections: 1, queueTimeout: 100 });
+test('queue timeout: a request that waits longer than queueTimeout fails with GW_ERR_POOL_QUEUE_TIMEOUT', T, async (t) => {
+  const { fake, pool } = await setup(t, {}, { connections: 1, queueTimeout: 100 });
+  // Warm the socket first, so that the first request is not the one waiting (for its connect).
+  await pool.request({ params: PARAMS });
+  await fake.nextRequest(); // the warm-up, answered already
+  fake.script = HOLD;
   const a = settle(pool.request({ params: PARAMS }));
   const held = await fake.nextRequest();
+  assert.equal(held.indexOnConnection, 2);
   const b = await settle(pool.request({ params: PARAMS }));
   assert.equal(codeOf(b), 'GW_ERR_POOL_QUEUE_TIMEOUT');
   assert.equal(pool.stats.queued, 0);
   held.conn.respond('a');
   assert.ok(!((await a) instanceof Error));
   // The timed-out request never reached the responder; the socket is still good.
-  assert.equal(fake.requests.length, 1);
+  assert.equal(fake.requests.length, 2);
   fake.script = (_req, conn) => conn.respond('c');
   const c = await pool.request({ params: PARAMS });
   assert.equal(c.stdout.toString(), 'Content-Type: text/plain\r\n\r\nc');
   assert.equal(fake.accepted, 1);
-  assertPoolQuiet(pool.stats, { completed: 2, failed: 1 });
+  assertPoolQuiet(pool.stats, { completed: 3, failed: 1 });
 });
 
-test('a queued request that gets a socket in time does not time out later', async (t) => {
-  const { fake, pool } = await setup(t, { script: HOLD }, { connections: 1, queueTimeout: 150 });
+test('a queued request that gets a socket in time does not time out later', T, async (t) => {
+  const { fake, pool } = await setup(t, { script: HOLD }, { connections: 1, queueTimeout: 1000 });
   const a = settle(pool.request({ params: PARAMS }));
+  const first = await fake.nextRequest();
   const b = settle(pool.request({ params: PARAMS }));
-  (await fake.nextRequest()).conn.respond('a');
+  assert.equal(pool.stats.queued, 1);
+  first.conn.respond('a');
   const second = await fake.nextRequest();
-  // b is running now; hold it well past queueTimeout before answering.
-  await new Promise((r) => setTimeout(r, 300));
+  // b is running now; hold it past queueTimeout before answering: its queue timer is gone.
+  await new Promise((r) => setTimeout(r, 1300));
   second.conn.respond('b');
   const [ra, rb] = await Promise.all([a, b]);
   assert.ok(!(ra instanceof Error));
@@ -157,7 +166,7 @@ test('a queued request that gets a socket in time does not time out later', asyn
 });
 
 for (const how of ['signal', 'controller'] as const) {
-  test(`abort while queued (${how}): GW_ERR_UPSTREAM_ABORTED, the queue shrinks, nothing reaches the responder`, async (t) => {
+  test(`abort while queued (${how}): GW_ERR_UPSTREAM_ABORTED, the queue shrinks, nothing reaches the responder`, T, async (t) => {
     const { fake, pool } = await setup(t, { script: HOLD }, { connections: 1 });
     const a = dispatch(pool, { params: PARAMS });
     const held = await fake.nextRequest();
@@ -176,11 +185,12 @@ for (const how of ['signal', 'controller'] as const) {
     assert.deepEqual(await a.outcome, { ok: true, stdout: 'Content-Type: text/plain\r\n\r\na' });
     assert.deepEqual(await c.outcome, { ok: true, stdout: 'Content-Type: text/plain\r\n\r\nc' });
     assert.deepEqual(fake.requests.map((r) => r.params.get('WHICH') ?? 'a'), ['a', 'c']);
+    assert.equal(getEventListeners(ac.signal, 'abort').length, 0, 'no abort listener left behind');
     assert.equal(fake.accepted, 1);
     assertPoolQuiet(pool.stats, { completed: 2, failed: 1 });
   });
 
-  test(`abort while running (${how}): GW_ERR_UPSTREAM_ABORTED, the socket is closed, the pool recovers`, async (t) => {
+  test(`abort while running (${how}): GW_ERR_UPSTREAM_ABORTED, the socket is closed, the pool recovers`, T, async (t) => {
     const { fake, pool } = await setup(t, { script: HOLD }, { connections: 1 });
     const ac = new AbortController();
     const a = dispatch(pool, { params: PARAMS, signal: ac.signal });
@@ -191,6 +201,7 @@ for (const how of ['signal', 'controller'] as const) {
     else a.controller.abort();
     const ra = await a.outcome;
     assert.equal(!ra.ok && ra.err.code, 'GW_ERR_UPSTREAM_ABORTED');
+    assert.equal(getEventListeners(ac.signal, 'abort').length, 0, 'no abort listener left behind');
     await held.conn.whenClosed;
     assert.equal(pool.stats.connected, 0);
     assertPoolQuiet(pool.stats, { completed: 0, failed: 1 });
@@ -205,7 +216,16 @@ for (const how of ['signal', 'controller'] as const) {
   });
 }
 
-test('a signal already aborted at dispatch fails at once and opens no socket', async (t) => {
+test('a request that completes or fails removes its abort listener from the signal', T, async (t) => {
+  let n = 0;
+  const { pool } = await setup(t, { script: (_req, conn) => (n++ % 2 === 0 ? conn.respond() : conn.reject(2)) });
+  const ac = new AbortController();
+  for (let i = 0; i < 6; i++) await settle(pool.request({ params: PARAMS, signal: ac.signal }));
+  assert.equal(getEventListeners(ac.signal, 'abort').length, 0);
+  assertPoolQuiet(pool.stats, { completed: 3, failed: 3 });
+});
+
+test('a signal already aborted at dispatch fails at once and opens no socket', T, async (t) => {
   const { fake, pool } = await setup(t);
   const res = await settle(pool.request({ params: PARAMS, signal: AbortSignal.abort() }));
   assert.equal(codeOf(res), 'GW_ERR_UPSTREAM_ABORTED');
@@ -214,7 +234,7 @@ test('a signal already aborted at dispatch fails at once and opens no socket', a
   assertPoolQuiet(pool.stats, { completed: 0, failed: 1 });
 });
 
-test('abort from onStart (before any byte is written) fails the request and frees the socket', async (t) => {
+test('abort from onStart (before any byte is written) fails the request and frees the socket', T, async (t) => {
   const { fake, pool } = await setup(t);
   const err = await new Promise<GatewayError | null>((resolve) => {
     pool.dispatch({ params: PARAMS }, { onStart: (c) => c.abort(), onStdout: () => {}, onEnd: () => resolve(null), onError: resolve });
@@ -226,7 +246,7 @@ test('abort from onStart (before any byte is written) fails the request and free
   assertPoolQuiet(pool.stats, { completed: 1, failed: 1 });
 });
 
-test('many concurrent requests over a small pool all complete; at most `connections` sockets are open', async (t) => {
+test('many concurrent requests over a small pool all complete; at most `connections` sockets are open', T, async (t) => {
   const { fake, pool } = await setup(t, {
     script: async (req, conn) => {
       await new Promise((r) => setImmediate(r));
@@ -241,13 +261,16 @@ test('many concurrent requests over a small pool all complete; at most `connecti
   assert.equal(pool.stats.connected, 3);
 });
 
-test('close() waits for running and queued requests, refuses new ones with GW_ERR_POOL_CLOSED, then closes every socket', async (t) => {
+test('close() waits for running and queued requests, refuses new ones with GW_ERR_POOL_CLOSED, then closes every socket', T, async (t) => {
   const { fake, pool } = await setup(t, { script: HOLD }, { connections: 1 });
   const events: string[] = [];
-  const a = dispatch(pool, { params: PARAMS });
-  const b = dispatch(pool, { params: PARAMS });
-  void a.outcome.then(() => events.push('a'));
-  void b.outcome.then(() => events.push('b'));
+  const handler = (name: string) => ({
+    onStdout: () => {},
+    onEnd: () => void events.push(name),
+    onError: (err: GatewayError) => void events.push(`${name}:${err.code}`),
+  });
+  pool.dispatch({ params: PARAMS }, handler('a'));
+  pool.dispatch({ params: PARAMS }, handler('b'));
   const held = await fake.nextRequest();
   const closed = pool.close().then(() => events.push('closed'));
   const late = await settle(pool.request({ params: PARAMS }));
@@ -257,14 +280,31 @@ test('close() waits for running and queued requests, refuses new ones with GW_ER
   held.conn.respond('a');
   (await fake.nextRequest()).conn.respond('b');
   await closed;
+  // Every handler has run by the time close() resolves.
   assert.deepEqual(events, ['a', 'b', 'closed']);
-  assert.deepEqual(await b.outcome, { ok: true, stdout: 'Content-Type: text/plain\r\n\r\nb' });
   await Promise.all(fake.connections.map((c) => c.whenClosed));
+  assert.equal(fake.accepted, 1);
   assert.equal(pool.stats.connected, 0);
   assertPoolQuiet(pool.stats, { completed: 2, failed: 1 });
 });
 
-test('close() on an idle pool closes its kept sockets at once', async (t) => {
+test('close() with queued requests and no open socket connects to serve them', T, async (t) => {
+  const { fake, pool } = await setup(t, { script: HOLD }, { connections: 1, maxRequestsPerConnection: 1 });
+  const a = settle(pool.request({ params: PARAMS }));
+  const held = await fake.nextRequest();
+  const b = settle(pool.request({ params: PARAMS }));
+  const closed = pool.close();
+  held.conn.respond('a');
+  (await fake.nextRequest()).conn.respond('b');
+  await closed;
+  assert.ok(!((await a) instanceof Error));
+  assert.ok(!((await b) instanceof Error));
+  assert.equal(fake.accepted, 2, 'the first socket was retired, the queued request got a new one');
+  assertPoolQuiet(pool.stats, { completed: 2, failed: 0 });
+  assert.equal(pool.stats.connected, 0);
+});
+
+test('close() on an idle pool closes its kept sockets at once', T, async (t) => {
   const { fake, pool } = await setup(t);
   await pool.request({ params: PARAMS });
   assert.equal(pool.stats.idle, 1);
@@ -274,7 +314,7 @@ test('close() on an idle pool closes its kept sockets at once', async (t) => {
   assertPoolQuiet(pool.stats, { completed: 1, failed: 0 });
 });
 
-test('destroy() fails queued requests with GW_ERR_POOL_CLOSED and running ones too, and closes every socket', async (t) => {
+test('destroy() fails queued requests with GW_ERR_POOL_CLOSED and running ones too, and closes every socket', T, async (t) => {
   const { fake, pool } = await setup(t, { script: HOLD }, { connections: 1 });
   const a = dispatch(pool, { params: PARAMS });
   const b = dispatch(pool, { params: PARAMS });
@@ -293,7 +333,7 @@ test('destroy() fails queued requests with GW_ERR_POOL_CLOSED and running ones t
   assert.equal(codeOf(await settle(pool.request({ params: PARAMS }))), 'GW_ERR_POOL_CLOSED');
 });
 
-test('idleTimeout closes a kept socket that waits too long; the next request connects again', async (t) => {
+test('idleTimeout closes a kept socket that waits too long; the next request connects again', T, async (t) => {
   const { fake, pool } = await setup(t, {}, { idleTimeout: 50 });
   await pool.request({ params: PARAMS });
   await fake.connections[0]!.whenClosed;
@@ -303,7 +343,7 @@ test('idleTimeout closes a kept socket that waits too long; the next request con
   assertPoolQuiet(pool.stats, { completed: 2, failed: 0 });
 });
 
-test('a responder that closes an idle kept socket: the socket leaves the pool, the next request connects again', async (t) => {
+test('a responder that closes an idle kept socket: the socket leaves the pool, the next request connects again', T, async (t) => {
   const { fake, pool } = await setup(t);
   await pool.request({ params: PARAMS });
   fake.connections[0]!.close();

@@ -199,20 +199,45 @@ export class FakeConnection {
       const ok = this.socket.write(encodeStreamChunk(type, 1, data));
       if (!ok) await this.#drain();
     }
+    this.#wakeBlockedWaiters();
     return sent;
   }
 
-  /** Resolves the next time a stream helper blocks on a full socket buffer. */
+  /** STDOUT until the socket closes (pattern bytes, with backpressure). */
+  endlessStdout(chunk = 16384): Promise<number> {
+    return this.stream(RecordType.Stdout, Infinity, chunk);
+  }
+
+  /** `total` bytes of STDERR (pattern bytes, with backpressure); does not end the request. */
+  stderrFlood(total: number, chunk = 16384): Promise<number> {
+    return this.stream(RecordType.Stderr, total, chunk);
+  }
+
+  /** A CGI head of about `size` bytes (one long header line) in records of `recordSize` bytes. */
+  hugeHead(size: number, recordSize = 999): string {
+    const head = `X-Big: ${'h'.repeat(Math.max(0, size - 11))}\r\n\r\n`;
+    for (let i = 0; i < head.length; i += recordSize) this.stdout(head.slice(i, i + recordSize));
+    return head;
+  }
+
+  /**
+   * Resolves the next time a stream helper blocks on a full socket buffer (or finishes, so
+   * that a waiter can see the stream never blocked for good: check `waitingDrain`).
+   */
   blocked(): Promise<void> {
     if (this.waitingDrain) return Promise.resolve();
     return new Promise((resolve) => this.#blockedWaiters.push(resolve));
   }
 
-  #drain(): Promise<void> {
-    this.waitingDrain = true;
+  #wakeBlockedWaiters(): void {
     const waiters = this.#blockedWaiters;
     this.#blockedWaiters = [];
     for (const w of waiters) w();
+  }
+
+  #drain(): Promise<void> {
+    this.waitingDrain = true;
+    this.#wakeBlockedWaiters();
     return new Promise((resolve) => {
       const done = (): void => {
         this.socket.removeListener('drain', done);

@@ -1,10 +1,10 @@
 /**
  * Byte builders for FastCGI tests, in the spirit of pg-protocol's `testing/test-buffers.ts`.
  *
- * Everything here is written by hand from the FastCGI 1.0 specification and deliberately does
- * not call `src/protocol/encoder.ts`: fixtures built with these helpers are an independent
- * statement of what the wire bytes must be, so they can check the encoder (and the decoder)
- * rather than echo it.
+ * The builders and SPEC_FIXTURES are written by hand from the FastCGI 1.0 specification and
+ * deliberately never call `src/protocol/encoder.ts`: they are an independent statement of what
+ * the wire bytes must be, so they can check the encoder (and the decoder) rather than echo it.
+ * Only the decode helpers (`decodeChunks`, `decodeAll`) use `RecordDecoder`.
  *
  *   hex(`01 06 00 01 00 05 03 00 | "hello" 00 00 00   # STDOUT id 1, "hello" + 3 pad`)
  *   rec(RT.Stdout, 1, 'hello')                         # the same bytes

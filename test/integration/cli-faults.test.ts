@@ -13,6 +13,8 @@ import { fileURLToPath } from 'node:url';
 import { ProtocolStatus, RecordType } from '../../src/protocol/constants.js';
 import { encodeEndRequest, encodeRecord } from '../../src/protocol/encoder.js';
 import { runCommand } from '../../src/cli/run.js';
+import { fetchStatus } from '../../src/cli/status.js';
+import { parseAddress } from '../../src/upstream/address.js';
 import { type FakeConnection, type FakeFpm, patternBytes, startFakeFpm } from '../helpers/fake-fpm.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -91,7 +93,6 @@ describe('status reads the whole response, however it is framed', () => {
     assert.equal(r.code, 0, r.stderr);
     const req = fake.requests[before];
     assert.ok(req);
-    assert.equal(req.keepConn, false, 'a one-shot request does not keep the connection (no pinned worker)');
     assert.equal(req.params.get('SCRIPT_NAME'), '/fpm-status');
     assert.equal(req.params.get('SCRIPT_FILENAME'), '/fpm-status');
     assert.equal(req.params.get('REQUEST_METHOD'), 'GET');
@@ -99,6 +100,19 @@ describe('status reads the whole response, however it is framed', () => {
     assert.equal(req.params.get('REQUEST_URI'), '/fpm-status?json&full');
     assert.equal(req.body.length, 0);
   });
+});
+
+test('the connection is closed as soon as the answer is complete (no worker stays pinned)', { timeout: 10_000 }, async () => {
+  // In-process, so the process exiting does not close it for us. A leaked socket would stay
+  // open until the pool's 30 s idle timeout: the test would time out.
+  fake.script = (_req, conn) => conn.respond(STATUS_JSON, { 'Content-Type': 'application/json' });
+  const before = fake.requests.length;
+  const snap = await fetchStatus(parseAddress(fake.address), { path: '/status', format: 'json', full: false, timeout: 5000 });
+  assert.equal(snap.status?.fields[0]?.[1], 'www');
+  const req = fake.requests[before];
+  assert.ok(req);
+  assert.equal(req.ended, true);
+  await req.conn.whenClosed;
 });
 
 describe('upstream faults → exit codes', () => {
@@ -191,6 +205,46 @@ describe('upstream faults → exit codes', () => {
     const r = await cli('status', '-u', fake.address, '--timeout', '300');
     assert.equal(r.code, 5, r.stderr);
     assert.match(r.stderr, /no complete answer from unix:.* within 300 ms/);
+  });
+});
+
+describe('status --watch through faults', () => {
+  test('a failed snapshot is reported on stderr and the watch goes on; SIGINT exits 0', async () => {
+    let n = 0;
+    fake.script = (_req, conn) => {
+      n++;
+      if (n === 2) conn.destroy(); // the second snapshot fails
+      else conn.respond(STATUS_JSON.replace('"accepted conn":42', `"accepted conn":${40 + n * 10}`), { 'Content-Type': 'application/json' });
+    };
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'status', '-u', fake.address, '--watch', '0.2'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.setEncoding('utf8').on('data', (c: string) => {
+        stdout += c;
+        if ((stdout.match(/^slow requests:/gm) ?? []).length >= 2) resolve();
+      });
+      child.once('close', () => reject(new Error(`exited early: ${stderr}`)));
+    });
+    child.kill('SIGINT');
+    assert.equal(await exited, 0, stderr);
+    assert.match(stderr, /^fastcgi-gateway: \d{4}-\d\d-\d\dT[\d:.]+Z upstream closed the connection before END_REQUEST/m);
+    const snapshots = stdout.split(/\n-{72}\n/);
+    assert.match(snapshots[0] ?? '', /^accepted conn:\s+50$/m);
+    assert.doesNotMatch(snapshots[1] ?? '', /^pool:/m, 'the failed tick shows no data');
+    assert.match(snapshots[2] ?? '', /^accepted conn:\s+70$/m);
+  });
+
+  test('a status page that does not exist ends the watch with exit 3', async () => {
+    fake.script = (_req, conn) => conn.respond('File not found.\n', { Status: '404 Not Found', 'Content-type': 'text/html; charset=UTF-8' });
+    const r = await cli('status', '-u', fake.address, '--watch', '1');
+    assert.equal(r.code, 3);
+    assert.match(r.stderr, /has no status page at \/status/);
   });
 });
 

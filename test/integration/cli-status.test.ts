@@ -112,7 +112,7 @@ describe('status', () => {
     const r = await cli('status', '-u', fpm.address, '--full');
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.split('\n');
-    const header = lines.findIndex((l) => l.startsWith('  PID  STATE'));
+    const header = lines.findIndex((l) => /^ *PID  STATE /.test(l));
     assert.ok(header > 0, r.stdout);
     for (const title of ['START SINCE', 'REQUESTS', 'REQ DURATION', 'METHOD', 'URI', 'CONTENT LEN', 'USER', 'SCRIPT', 'LAST CPU', 'LAST MEM']) {
       assert.ok(lines[header]?.includes(title), title);

@@ -177,7 +177,6 @@ describe('streaming responses', () => {
     let paused = false;
     let pauses = 0;
     let deliveredWhilePaused = 0;
-    let ticks = 0;
     await new Promise<void>((resolve, reject) => {
       pool.dispatch(
         { params: scriptParams('big.php', { QUERY_STRING: `size=${size}` }) },
@@ -190,7 +189,6 @@ describe('streaming responses', () => {
             pauses++;
             // Resume later: every 8th pause waits for a timer, the others for setImmediate.
             const resume = (): void => {
-              ticks++;
               paused = false;
               controller!.resume();
             };
@@ -206,7 +204,6 @@ describe('streaming responses', () => {
     t.diagnostic(`${pauses} pauses`);
     assert.equal(deliveredWhilePaused, 0, 'onStdout was called while the consumer had paused');
     assert.ok(pauses > 10, `only ${pauses} chunks`);
-    assert.equal(ticks, pauses);
     assert.equal(hasher.bodyBytes, size);
     assert.equal(hasher.md5(), expected);
     // The socket went back to the pool clean after a paused exchange.

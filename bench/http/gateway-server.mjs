@@ -1,0 +1,37 @@
+// The gateway in its own process for bench/http/gateway-vs-nginx.ts, from the compiled build
+// (dist/server.js, plain node: no tsx loader), so its CPU and peak RSS can be read from /proc
+// apart from the bench's own.
+//
+//   node bench/http/gateway-server.mjs '{"root":"/tmp/…/www","upstream":"unix:/tmp/…/fpm.sock",
+//                                        "listen":"127.0.0.1:0","accessLog":false,"pool":{"connections":8}}'
+//
+// The argument is passed to startGatewayServer as is. stderr gets one `listening <url>` line
+// once the server accepts connections, and on SIGTERM / SIGINT one `stats <json>` line (the
+// upstream pool's counters) before the graceful close. stdout is the access log, when on.
+import { startGatewayServer } from '../../dist/server.js';
+
+const raw = process.argv[2];
+if (raw === undefined) {
+  process.stderr.write('usage: node bench/http/gateway-server.mjs <startGatewayServer options as JSON>\n');
+  process.exit(2);
+}
+const gw = await startGatewayServer(JSON.parse(raw));
+process.stderr.write(`listening ${gw.url}\n`);
+
+let stopping = false;
+const stop = () => {
+  if (stopping) return;
+  stopping = true;
+  process.stderr.write(`stats ${JSON.stringify(gw.handler.pool.stats)}\n`);
+  // Clients are gone when the bench stops us; a stuck close must not keep the process alive.
+  setTimeout(() => process.exit(1), 3000).unref();
+  gw.close().then(
+    () => process.exit(0),
+    (err) => {
+      process.stderr.write(`close failed: ${err?.stack ?? err}\n`);
+      process.exit(1);
+    },
+  );
+};
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
