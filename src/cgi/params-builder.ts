@@ -105,8 +105,7 @@ export function buildCgiParams(
 
 /**
  * Request headers as HTTP_* names, repeated headers joined with ", " ("; " for Cookie, as
- * nginx does). `Proxy` is dropped (httpoxy, CVE-2016-5385), Content-Type and Content-Length
- * too (CONTENT_TYPE / CONTENT_LENGTH carry them); names with anything but letters,
+ * nginx does). `Proxy` is dropped (httpoxy, CVE-2016-5385); names with anything but letters,
  * digits and `-` are dropped (`X_Forwarded_For` would alias `X-Forwarded-For`).
  */
 export function collectHeaders(rawHeaders: readonly string[], allowUnderscore = false): Map<string, string> {
@@ -115,9 +114,9 @@ export function collectHeaders(rawHeaders: readonly string[], allowUnderscore = 
     const name = rawHeaders[i]!;
     if (!SAFE_HEADER_NAME.test(name) && !(allowUnderscore && /^[A-Za-z0-9_-]+$/.test(name))) continue;
     const key = 'HTTP_' + name.toUpperCase().replaceAll('-', '_');
-    // Proxy: httpoxy. Content-Type/Length have their own variables (CONTENT_*), which the
-    // gateway sets from the body it actually sends (a chunked body gets a computed length).
-    if (key === 'HTTP_PROXY' || key === 'HTTP_CONTENT_TYPE' || key === 'HTTP_CONTENT_LENGTH') continue;
+    // httpoxy. (Content-Type/Length also go as HTTP_*, as nginx passes them; CONTENT_TYPE and
+    // CONTENT_LENGTH carry what the gateway actually sends.)
+    if (key === 'HTTP_PROXY') continue;
     const value = rawHeaders[i + 1]!;
     const prev = map.get(key);
     map.set(key, prev === undefined ? value : prev + (key === 'HTTP_COOKIE' ? '; ' : ', ') + value);

@@ -1,5 +1,5 @@
 /**
- * Exit codes of the `fastcgi-gateway` operator commands, in one table (docs/cli.md mirrors it;
+ * Exit codes of the `fastcgi-gateway` operator commands, in one table (README.md mirrors it;
  * a unit test keeps the two in sync), and the mapping from library errors to them.
  *
  * Scripts and health checks branch on these numbers, so they are API: never renumber one.
@@ -29,7 +29,7 @@ export const ExitCode = {
 /** One of the exit codes. */
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 
-/** Each exit code with a one-line description, in numeric order (docs/cli.md lists the same). */
+/** Each exit code with a one-line description, in numeric order (README.md lists the same). */
 export const EXIT_CODE_TABLE: ReadonlyArray<{ readonly code: ExitCodeValue; readonly meaning: string }> = Object.freeze([
   { code: ExitCode.Ok, meaning: 'success' },
   { code: ExitCode.Usage, meaning: 'usage error (bad flag, bad --upstream, refused --param) or other failure' },

@@ -79,6 +79,9 @@ export function createFastCgiHandler(options: HandlerOptions, deps: HandlerDeps 
       case 'forbidden':
         drainAndReply(req, res, 403);
         return;
+      case 'hidden':
+        drainAndReply(req, res, 404);
+        return;
       case 'not-found':
         if (next) next();
         else drainAndReply(req, res, 404);

@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { STATUS_CODES } from 'node:http';
 import { type CgiHead, CgiHeadParser } from '../cgi/response-head.js';
-import { CgiHeadInvalidError, GatewayError, statusFor } from '../errors.js';
+import { CgiHeadInvalidError, type GatewayError, statusFor } from '../errors.js';
 import type { EndRequest } from '../protocol/decoder.js';
 import type { ExchangeController, ExchangeHandler } from '../upstream/exchange.js';
 
@@ -151,12 +151,9 @@ export class ResponseRelay implements ExchangeHandler {
     this.#hooks.onDone?.(null);
   }
 
-  onError(failure: GatewayError): void {
+  onError(err: GatewayError): void {
     this.#flushStderr();
     const res = this.#res;
-    // Our own onStdout throws CgiHead* errors; the connection wraps whatever a handler throws
-    // in HandlerError (500). Answer for the head error itself (502), not for the wrapper.
-    const err = failure.code === 'GW_ERR_UPSTREAM_HANDLER' && failure.cause instanceof GatewayError ? failure.cause : failure;
     if (err.code !== 'GW_ERR_UPSTREAM_ABORTED') this.#log.error({ err, code: err.code }, err.message);
     if (res.headersSent) {
       res.destroy();

@@ -19,6 +19,8 @@ export type Route =
   | { readonly kind: 'static'; readonly path: string }
   | { readonly kind: 'redirect'; readonly location: string }
   | { readonly kind: 'forbidden' }
+  /** Never served, never handed to `next()`: dotfiles, script sources under another case. */
+  | { readonly kind: 'hidden' }
   | { readonly kind: 'not-found' };
 
 type FileKind = 'file' | 'dir' | null;
@@ -37,14 +39,20 @@ function kindOf(path: string): FileKind {
 /** Resolve a request target against the document root. */
 export function route(target: RequestTarget, o: ResolvedHandlerOptions): Route {
   const { path, query } = target;
-  if (hasHiddenSegment(path, o.allowedDotfiles)) return NOT_FOUND;
+  if (hasHiddenSegment(path, o.allowedDotfiles)) return HIDDEN;
   const split = splitScriptPath(path, o.scriptExtensions);
   if (split !== null) {
     if (kindOf(o.root + split.scriptName) !== 'file') return NOT_FOUND;
-    return script(split.scriptName, split.pathInfo, path, query, o.root);
+    // DOCUMENT_URI is the script, as nginx's `try_files $fastcgi_script_name` leaves $uri.
+    return script(split.scriptName, split.pathInfo, split.scriptName, query, o.root);
   }
   const kind = kindOf(o.root + path);
-  if (kind === 'file' && !path.endsWith('/')) return o.static ? { kind: 'static', path } : NOT_FOUND;
+  if (kind === 'file' && !path.endsWith('/')) {
+    // `/x.PHP` is not a script (php-fpm's limit_extensions is case-sensitive too), but its
+    // source must not be served either.
+    if (looksLikeScript(path, o.scriptExtensions)) return HIDDEN;
+    return o.static ? { kind: 'static', path } : NOT_FOUND;
+  }
   if (kind === 'dir') {
     if (!path.endsWith('/')) return { kind: 'redirect', location: encodePath(path) + '/' + (query ? '?' + query : '') };
     for (const name of o.index) {
@@ -61,6 +69,13 @@ export function route(target: RequestTarget, o: ResolvedHandlerOptions): Route {
 }
 
 const NOT_FOUND: Route = Object.freeze({ kind: 'not-found' });
+const HIDDEN: Route = Object.freeze({ kind: 'hidden' });
+
+/** The last segment ends with a script extension in some other letter case. */
+function looksLikeScript(path: string, extensions: readonly string[]): boolean {
+  const lower = path.toLowerCase();
+  return extensions.some((ext) => lower.endsWith(ext.toLowerCase()));
+}
 
 function script(scriptName: string, pathInfo: string, documentUri: string, query: string, documentRoot: string): Route {
   return { kind: 'script', target: { scriptName, pathInfo, documentUri, query, documentRoot } };

@@ -20,7 +20,7 @@
  */
 import type net from 'node:net';
 import {
-  type GatewayError,
+  GatewayError,
   HandlerError,
   ProtocolError,
   ReadTimeoutError,
@@ -151,19 +151,20 @@ export class UpstreamConnection implements ExchangeTransport {
   }
 
   pause(): void {
-    if (this.#paused || this.#closed) return;
+    if (this.#paused) return;
     this.#paused = true;
+    if (this.#closed) return;
     this.#socket.pause();
     if (this.#timerKind === TIMER_READ) this.#arm(TIMER_NONE);
   }
 
   resume(): void {
-    if (!this.#paused || this.#closed) return;
+    if (!this.#paused) return;
     this.#paused = false;
     if (this.#draining) return; // called from a handler during the backlog loop, which carries on
     const ex = this.#exchange;
     if (ex !== null && this.#backlog.length > 0 && !this.#drainBacklog(ex)) return;
-    this.#socket.resume();
+    if (!this.#closed) this.#socket.resume();
     if (ex !== null && this.#exchange === ex && this.#end !== null) {
       // END_REQUEST arrived behind the backlog and waited for it.
       this.#complete(ex, this.#end);
@@ -193,7 +194,7 @@ export class UpstreamConnection implements ExchangeTransport {
         // Garbage after END_REQUEST: the response is complete, the socket is not reusable.
         this.#dirty = true;
       } else if (this.#exchange === ex) {
-        this.#fail(err instanceof ProtocolError ? err : new HandlerError(err));
+        this.#fail(err instanceof GatewayError ? err : new HandlerError(err));
         return;
       } else {
         return;
@@ -249,7 +250,7 @@ export class UpstreamConnection implements ExchangeTransport {
         this.#deliver(ex, rec.type, rec.content);
       }
     } catch (err) {
-      if (this.#exchange === ex) this.#fail(new HandlerError(err));
+      if (this.#exchange === ex) this.#fail(err instanceof GatewayError ? err : new HandlerError(err));
       return false;
     } finally {
       this.#draining = false;
@@ -322,8 +323,15 @@ export class UpstreamConnection implements ExchangeTransport {
     this.#arm(TIMER_NONE);
     this.#socket.destroy();
     this.#drainWaiters = [];
-    this.#backlog = [];
     const ex = this.#exchange;
+    if (ex !== null && !ex.done && this.#end !== null && this.#backlog.length > 0) {
+      // END_REQUEST is in and only waits behind records held for a paused consumer (php-fpm
+      // closes right after it without KEEP_CONN or after pm.max_requests): the response is
+      // complete. Free the slot now; resume() delivers the rest and finishes the exchange.
+      this.#owner.closed(this, null, cause);
+      return;
+    }
+    this.#backlog = [];
     this.#exchange = null;
     this.#owner.closed(this, ex !== null && !ex.done ? ex : null, cause);
   }

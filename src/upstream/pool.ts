@@ -209,7 +209,7 @@ export class ConnectionPool implements ConnectionOwner {
       queueMicrotask(() => ex.abort(request.signal?.reason));
       return ex;
     }
-    const conn = this.#probe === 'done' ? this.#idle.pop() : undefined;
+    const conn = this.#idle.pop();
     if (conn !== undefined) {
       this.#run(conn, ex);
       return ex;
@@ -240,6 +240,11 @@ export class ConnectionPool implements ConnectionOwner {
         reject(e);
       }
     });
+  }
+
+  /** Close idle sockets above the limit (after the probe lowered it). */
+  #trimIdle(): void {
+    while (this.#open.size > this.#limit && this.#idle.length > 0) this.#idle.shift()!.destroy();
   }
 
   /** Ask the responder for its limits now (FCGI_GET_VALUES) and cap the pool to FCGI_MAX_CONNS. */
@@ -283,7 +288,7 @@ export class ConnectionPool implements ConnectionOwner {
 
   released(conn: UpstreamConnection): void {
     const max = this.options.maxRequestsPerConnection;
-    if (max > 0 && conn.requests >= max) {
+    if ((max > 0 && conn.requests >= max) || this.#open.size > this.#limit) {
       conn.destroy();
       return;
     }
@@ -384,23 +389,25 @@ export class ConnectionPool implements ConnectionOwner {
 
   /** Serve waiters from idle sockets, and open sockets for the rest up to the limit. */
   #pump(): void {
-    if (this.#probe !== 'done') {
-      if (this.#probe === 'todo' && this.#queued > 0) {
-        this.#probe = 'running';
-        void this.probeLimits().then(() => {
-          this.#probe = 'done';
-          this.#pump();
-        });
-      }
-      return;
+    if (this.#probe === 'todo' && this.#queued > 0) {
+      // The probe runs beside the first request instead of gating it (a busy responder may
+      // take seconds to answer, and php-fpm 8.2 reports no limit anyway); until it answers,
+      // one connection only, the least any responder takes.
+      this.#probe = 'running';
+      void this.probeLimits().then(() => {
+        this.#probe = 'done';
+        this.#trimIdle();
+        this.#pump();
+      });
     }
+    const limit = this.#probe === 'done' ? this.#limit : 1;
     while (this.#queued > 0 && this.#idle.length > 0) {
       const ex = this.#dequeue();
       if (!ex) break;
       this.#run(this.#idle.pop()!, ex);
     }
     // Also while closing: the queue then holds only requests accepted before close().
-    while (this.#queued > this.#connecting && this.#open.size + this.#connecting < this.#limit) {
+    while (this.#queued > this.#connecting && this.#open.size + this.#connecting < limit) {
       this.#connectFor(null);
     }
   }

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { type TestContext, test } from 'node:test';
 import { RecordType } from '../../src/protocol/constants.js';
+import { encodeEndRequest, encodeStreamChunk } from '../../src/protocol/encoder.js';
 import type { ExchangeController } from '../../src/upstream/exchange.js';
 import { ConnectionPool, type PoolOptions } from '../../src/upstream/pool.js';
 import { type FakeConnection, type FakeFpmOptions, assertPoolQuiet, patternBytes, startFakeFpm } from '../helpers/fake-fpm.js';
@@ -211,4 +212,48 @@ test('without a pause, the read timeout still fires while the responder is silen
   assert.equal(res, 'GW_ERR_UPSTREAM_READ_TIMEOUT');
   assert.equal(fake.accepted, 1);
   assertPoolQuiet(pool.stats, { completed: 0, failed: 1 });
+});
+
+test('a responder that closes right after END_REQUEST while the consumer is paused still completes the response', T, async (t) => {
+  let closedConn!: FakeConnection;
+  const { pool } = await setup(t, {
+    script: (_req, conn) => {
+      closedConn = conn;
+      // Three STDOUT records and END_REQUEST in one write, then close (php-fpm without KEEP_CONN).
+      conn.raw(Buffer.concat([
+        encodeStreamChunk(RecordType.Stdout, 1, Buffer.from('one,')),
+        encodeStreamChunk(RecordType.Stdout, 1, Buffer.from('two,')),
+        encodeStreamChunk(RecordType.Stdout, 1, Buffer.from('three')),
+        encodeEndRequest(1, 0, 0),
+      ]));
+      conn.close();
+    },
+  }, { keepAlive: false });
+  const got: string[] = [];
+  let controller!: ExchangeController;
+  let first!: () => void;
+  const firstChunk = new Promise<void>((r) => (first = r));
+  const done = new Promise<number>((resolve, reject) => {
+    controller = pool.dispatch({ params: PARAMS }, {
+      onStdout: (chunk) => {
+        got.push(chunk.toString());
+        if (got.length === 1) {
+          first();
+          return false; // pause with two records and END_REQUEST still held
+        }
+        return true;
+      },
+      onEnd: (end) => resolve(end.appStatus),
+      onError: reject,
+    });
+  });
+  await firstChunk;
+  await closedConn.whenClosed;
+  await new Promise((r) => setTimeout(r, 50)); // let the pool see the close
+  assert.deepEqual(got, ['one,'], 'nothing delivered while paused');
+  controller.resume();
+  assert.equal(await done, 0);
+  assert.equal(got.join(''), 'one,two,three');
+  assert.equal(pool.stats.connected, 0);
+  assert.equal(pool.stats.failed, 0);
 });

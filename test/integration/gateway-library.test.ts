@@ -114,7 +114,10 @@ describe('Express middleware', () => {
     assert.equal(stat.text, 'static hello text\n');
 
     // Refusals are answered by the handler itself, never passed on.
-    assert.equal((await httpRequest(s.client, '/.env')).text, 'express 404', 'hidden files are declined like absent ones');
+    // Hidden files are refused here, not passed on: a later static middleware must not serve them.
+    const hidden = await httpRequest(s.client, '/.env');
+    assert.equal(hidden.status, 404);
+    assert.notEqual(hidden.text, 'express 404', 'dotfiles are answered by the handler, not declined');
     assert.equal((await httpRequest(s.client, '/empty/')).status, 403);
     assert.equal((await httpRequest(s.client, '/a%00b')).status, 400);
 

@@ -53,7 +53,7 @@ describe('base CGI variables', () => {
       SCRIPT_NAME: '/env.php',
       SCRIPT_FILENAME: gw.dirs.root + '/env.php',
       REQUEST_URI: '/env.php/extra?a=1&b=%20',
-      DOCUMENT_URI: '/env.php/extra',
+      DOCUMENT_URI: '/env.php',
       DOCUMENT_ROOT: gw.dirs.root,
       SERVER_PROTOCOL: 'HTTP/1.1',
       REQUEST_SCHEME: 'http',
@@ -105,12 +105,12 @@ describe('request headers', () => {
     assert.equal(dump.server['HTTP_X_LOWER_CASE'], 'v');
   });
 
-  test('Content-Type and Content-Length do not appear as HTTP_*', async () => {
+  test('Content-Type and Content-Length reach PHP as CONTENT_* and, as nginx passes them, as HTTP_*', async () => {
     const dump = await rawDump(gw.port, '/env.php', ['Content-Type: text/plain'], 'POST', 'hello');
     assert.equal(dump.server['CONTENT_TYPE'], 'text/plain');
     assert.equal(dump.server['CONTENT_LENGTH'], '5');
-    assert.equal(dump.server['HTTP_CONTENT_TYPE'], undefined);
-    assert.equal(dump.server['HTTP_CONTENT_LENGTH'], undefined);
+    assert.equal(dump.server['HTTP_CONTENT_TYPE'], 'text/plain');
+    assert.equal(dump.server['HTTP_CONTENT_LENGTH'], '5');
   });
 
   test('Proxy: never reaches PHP (httpoxy)', async () => {
@@ -142,7 +142,7 @@ describe('request headers', () => {
     assert.equal(dump.server['PHP_ADMIN_VALUE'], undefined);
     // The dashed forms arrive only as harmless HTTP_* variables.
     assert.equal(dump.server['HTTP_PHP_VALUE'], 'precision=4');
-    // Every worker: ask both of them (one per connection).
+    // Repeat, so more than one worker and connection answer.
     for (let i = 0; i < 4; i++) {
       const d = await rawDump(gw.port, '/env.php', ['PHP-VALUE: precision=4']);
       assert.equal(d.ini.precision, '14');

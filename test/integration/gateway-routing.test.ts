@@ -112,7 +112,7 @@ describe('scripts and PATH_INFO', () => {
     assert.equal(data.server['PATH_TRANSLATED'], gw.dirs.root + '/a/b');
     assert.equal(data.server['SCRIPT_FILENAME'], gw.dirs.root + '/env.php');
     assert.equal(data.server['REQUEST_URI'], '/env.php/a/b?q=1');
-    assert.equal(data.server['DOCUMENT_URI'], '/env.php/a/b');
+    assert.equal(data.server['DOCUMENT_URI'], '/env.php', 'the script, as nginx try_files leaves $uri');
     assert.equal(data.server['QUERY_STRING'], 'q=1');
   });
 
@@ -190,13 +190,11 @@ describe('front controller', () => {
 });
 
 describe('what is not executed', () => {
-  test('.PHP (upper case) is not executed: it is served as a static file', async () => {
+  test('.PHP (upper case) is neither executed nor served as source: 404', async () => {
     const before = gw.gw.handler.pool.stats.dispatched;
     const res = await gw.fetch('/UPPER.PHP');
-    // Behaviour today: static (the source is visible, like nginx with a `\.php$` location).
-    assert.equal(res.status, 200);
-    assert.doesNotMatch(res.text, /EXECUTED/);
-    assert.match(res.text, /^<\?php/);
+    assert.equal(res.status, 404);
+    assert.doesNotMatch(res.text, /EXECUTED|<\?php/);
     assert.equal(gw.gw.handler.pool.stats.dispatched, before, 'nothing was sent to php-fpm');
   });
 

@@ -120,12 +120,31 @@ describe('timeouts', () => {
   test('queue timeout with one busy connection → GW_ERR_POOL_QUEUE_TIMEOUT; the busy one completes', async (t) => {
     const pool = new ConnectionPool(fpm.address, { connections: 1, queueTimeout: 200 });
     t.after(() => pool.close());
-    const slow = pool.request({ params: scriptParams('sleep.php', { QUERY_STRING: 'ms=1500' }) });
+    // Warm up: an idle socket and the limits probe done, so the slow request never queues (a
+    // fresh pool probes first, and that wait counts against queueTimeout).
+    await pool.request({ params: scriptParams('hello.php') });
+    let slowStarted = false;
+    const slow = new Promise<Buffer>((resolve, reject) => {
+      const out: Buffer[] = [];
+      pool.dispatch(
+        { params: scriptParams('sleep.php', { QUERY_STRING: 'ms=1500' }) },
+        {
+          onStart: () => (slowStarted = true),
+          onStdout: (c) => void out.push(Buffer.from(c)),
+          onEnd: () => resolve(Buffer.concat(out)),
+          onError: reject,
+        },
+      );
+    });
+    assert.equal(slowStarted, true, 'the slow request did not take the idle socket at once');
     const queued = pool.request({ params: scriptParams('hello.php') });
-    await assert.rejects(queued, { code: 'GW_ERR_POOL_QUEUE_TIMEOUT' });
+    assert.equal(pool.stats.queued, 1);
+    const [queuedResult, slowResult] = await Promise.allSettled([queued, slow]);
+    assert.equal(queuedResult.status, 'rejected');
+    assert.equal(((queuedResult as PromiseRejectedResult).reason as GatewayError).code, 'GW_ERR_POOL_QUEUE_TIMEOUT');
     assert.equal(pool.stats.queued, 0);
-    const res = await slow;
-    assert.equal(bodyOf(res.stdout), 'slept');
+    assert.equal(slowResult.status, 'fulfilled', String((slowResult as PromiseRejectedResult).reason));
+    assert.equal(bodyOf((slowResult as PromiseFulfilledResult<Buffer>).value), 'slept');
     // The connection survived and is reused.
     const again = await pool.request({ params: scriptParams('hello.php') });
     assert.equal(bodyOf(again.stdout), 'Hello, World!');

@@ -1,5 +1,5 @@
 /**
- * Exit codes: the table matches docs/cli.md, every library error code has a deliberate exit
+ * Exit codes: the table matches README.md, every library error code has a deliberate exit
  * code, and errors and HTTP statuses map to the documented numbers.
  */
 import assert from 'node:assert/strict';
@@ -28,10 +28,10 @@ import {
 } from '../../../src/cli/exit-codes.js';
 
 describe('exit code table', () => {
-  test('docs/cli.md lists exactly the codes and meanings of EXIT_CODE_TABLE', () => {
-    const doc = readFileSync(new URL('../../../docs/cli.md', import.meta.url), 'utf8');
+  test('README.md lists exactly the codes and meanings of EXIT_CODE_TABLE', () => {
+    const doc = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
     const section = doc.slice(doc.indexOf('### Exit codes'));
-    assert.ok(section.length > 0, 'docs/cli.md has no "### Exit codes" section');
+    assert.ok(section.length > 0, 'README.md has no "### Exit codes" section');
     const rows = [...section.matchAll(/^\| (\d+) \| (.+?) \|$/gm)].map((m) => ({ code: Number(m[1]), meaning: m[2] }));
     assert.deepEqual(rows, EXIT_CODE_TABLE.map((r) => ({ code: r.code, meaning: r.meaning })));
   });
