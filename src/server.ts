@@ -123,7 +123,9 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
-      }).then(() => handler.close());
+      })
+        .then(() => handler.close())
+        .then(() => new Promise<void>((resolve) => (logger && !options.logger ? logger.flush(() => resolve()) : resolve())));
       return closing;
     },
   };

@@ -58,6 +58,11 @@ export interface HandlerOptions {
   readonly maxStderrLog?: number;
   /** Forward header names containing `_` (default false, as nginx `underscores_in_headers off`). */
   readonly allowUnderscoreHeaders?: boolean;
+  /**
+   * ms to remember that a file or directory exists, saving a stat per request (default 1000;
+   * 0: stat every time). Absent paths are never remembered.
+   */
+  readonly statCacheTtl?: number;
 }
 
 /** Options after defaults. */
@@ -80,6 +85,7 @@ export const HANDLER_DEFAULTS = Object.freeze({
   sendfile: null,
   maxStderrLog: 8192,
   allowUnderscoreHeaders: false,
+  statCacheTtl: 1000,
   pool: Object.freeze({}),
 });
 
@@ -102,6 +108,7 @@ export function resolveHandlerOptions(input: HandlerOptions, tmpDirDefault: stri
   nonNegInt('maxHeadSize', o.maxHeadSize);
   nonNegInt('maxLocalRedirects', o.maxLocalRedirects);
   nonNegInt('maxStderrLog', o.maxStderrLog);
+  nonNegInt('statCacheTtl', o.statCacheTtl);
   const strList = (k: string, v: unknown): void => {
     if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw new ConfigError(`${k} must be a list of strings`);
   };

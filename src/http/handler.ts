@@ -20,7 +20,7 @@ import { GatewayError, statusFor } from '../errors.js';
 import { ConnectionPool } from '../upstream/pool.js';
 import { type PreparedBody, prepareBody } from './request-body.js';
 import { type LoggerLike, NO_LOG, ResponseRelay, type ResponseHooks, sendError, type UpstreamTiming } from './respond.js';
-import { encodePath, route } from './router.js';
+import { encodePath, FileKindCache, route } from './router.js';
 
 /** The handler function, with its pool and a close() for shutdown. */
 export interface FastCgiHandler {
@@ -55,6 +55,7 @@ export function createFastCgiHandler(options: HandlerOptions, deps: HandlerDeps 
     allowUnderscoreHeaders: o.allowUnderscoreHeaders,
   };
   const trusted = new Set(o.trustedProxies.map(stripV4Mapped));
+  const files = new FileKindCache(o.statCacheTtl);
 
   const handler = ((req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void): void => {
     const log: LoggerLike = (req as IncomingMessage & { log?: LoggerLike }).log ?? NO_LOG;
@@ -64,7 +65,7 @@ export function createFastCgiHandler(options: HandlerOptions, deps: HandlerDeps 
       drainAndReply(req, res, target.status);
       return;
     }
-    const r = route(target, o);
+    const r = route(target, o, files);
     switch (r.kind) {
       case 'script':
         runScript(req, res, r.target, log, 0, null);
@@ -149,7 +150,7 @@ export function createFastCgiHandler(options: HandlerOptions, deps: HandlerDeps 
         }
         const next = parseRequestTarget(location);
         if (isRejection(next)) return false;
-        const r = route(next, o);
+        const r = route(next, o, files);
         if (r.kind !== 'script') return false;
         runScript(req, res, r.target, log, depth + 1, location);
         return true;

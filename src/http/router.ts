@@ -25,7 +25,40 @@ export type Route =
 
 type FileKind = 'file' | 'dir' | null;
 
-function kindOf(path: string): FileKind {
+/**
+ * What exists where, remembered for `ttl` ms (nginx's open_file_cache idea): a stat per request
+ * is a syscall on the hot path. Only existing files and directories are remembered, so a file
+ * created a moment ago is found at once; a deleted one may still be routed for up to `ttl`
+ * (php-fpm then answers 404 itself). Containment never depends on the cache: paths are
+ * normalised before they get here.
+ */
+export class FileKindCache {
+  readonly #ttl: number;
+  readonly #max: number;
+  #entries = new Map<string, { kind: 'file' | 'dir'; until: number }>();
+
+  constructor(ttl: number, max = 10_000) {
+    this.#ttl = ttl;
+    this.#max = max;
+  }
+
+  kindOf(path: string): FileKind {
+    if (this.#ttl <= 0) return statKind(path);
+    const now = Date.now();
+    const hit = this.#entries.get(path);
+    if (hit !== undefined && hit.until > now) return hit.kind;
+    const kind = statKind(path);
+    if (kind === null) {
+      if (hit !== undefined) this.#entries.delete(path);
+      return null;
+    }
+    if (this.#entries.size >= this.#max) this.#entries.clear();
+    this.#entries.set(path, { kind, until: now + this.#ttl });
+    return kind;
+  }
+}
+
+function statKind(path: string): FileKind {
   let st: Stats | undefined;
   try {
     st = statSync(path, { throwIfNoEntry: false });
@@ -37,7 +70,8 @@ function kindOf(path: string): FileKind {
 }
 
 /** Resolve a request target against the document root. */
-export function route(target: RequestTarget, o: ResolvedHandlerOptions): Route {
+export function route(target: RequestTarget, o: ResolvedHandlerOptions, files: FileKindCache): Route {
+  const kindOf = (p: string): FileKind => files.kindOf(p);
   const { path, query } = target;
   if (hasHiddenSegment(path, o.allowedDotfiles)) return HIDDEN;
   const split = splitScriptPath(path, o.scriptExtensions);
