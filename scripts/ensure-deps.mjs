@@ -31,7 +31,7 @@ if (need.has('npm') && (!existsSync('node_modules/.package-lock.json') || !exist
 
 const aptPackages = [];
 if (need.has('php-fpm') && !findPhpFpm()) aptPackages.push('php8.2-fpm', 'php8.2-cli');
-if (need.has('nginx') && !existsSync('/usr/sbin/nginx')) aptPackages.push('nginx-light');
+if (need.has('nginx') && !existsSync(process.env.NGINX_BIN ?? '/usr/sbin/nginx')) aptPackages.push('nginx-light');
 if (aptPackages.length > 0) {
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   const hasApt = existsSync('/usr/bin/apt-get');
