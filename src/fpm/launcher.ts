@@ -47,6 +47,15 @@ export interface PhpFpmLaunchOptions {
   readonly phpAdminValues?: Readonly<Record<string, string>>;
   /** Parent of the private temp dir (default os.tmpdir()). Unix socket paths must stay ≤ 107 bytes. */
   readonly tmpDir?: string;
+  /**
+   * Unix socket path to listen on instead of one inside the private temp dir: a restart can then
+   * come back on the same address. Its directory must exist; the socket file is replaced.
+   */
+  readonly socketPath?: string;
+  /** Pool name in the config and on the status page (default 'app'). */
+  readonly poolName?: string;
+  /** Raw lines appended to the pool section, for settings not covered above. */
+  readonly extraPoolConfig?: string;
   /** Called with each line php-fpm writes to its error log or stderr (worker stderr included). */
   readonly onLog?: (line: string) => void;
   /** Longest wait for the socket to accept connections, in ms (default 10000). */
@@ -136,6 +145,7 @@ export async function startPhpFpm(options: PhpFpmLaunchOptions = {}): Promise<Ph
   checkInt('maxRequests', maxRequests, 0);
   checkInt('startTimeout', startTimeout, 1);
   checkInt('stopGrace', stopGrace, 0);
+  if (options.poolName !== undefined && !/^[A-Za-z0-9_-]+$/.test(options.poolName)) throw new Error('poolName must be letters, digits, _ or -');
   const statusPath = options.statusPath === undefined ? '/status' : options.statusPath;
   const pingPath = options.pingPath === undefined ? '/ping' : options.pingPath;
   if (statusPath !== null) checkValue('statusPath', statusPath);
@@ -155,7 +165,8 @@ export async function startPhpFpm(options: PhpFpmLaunchOptions = {}): Promise<Ph
   const bin = options.bin ?? findPhpFpm();
 
   const dir = mkdtempSync(join(options.tmpDir ?? tmpdir(), 'fastcgi-gateway-fpm-'));
-  const sockPath = join(dir, 'php-fpm.sock');
+  const sockPath = options.socketPath ?? join(dir, 'php-fpm.sock');
+  if (options.socketPath !== undefined) rmSync(options.socketPath, { force: true });
   if (listenOpt === 'unix' && Buffer.byteLength(sockPath) > 107) {
     rmSync(dir, { recursive: true, force: true });
     throw new Error(`unix socket path ${sockPath} is ${Buffer.byteLength(sockPath)} bytes; the limit is 107 (use a shorter tmpDir)`);
@@ -179,7 +190,7 @@ export async function startPhpFpm(options: PhpFpmLaunchOptions = {}): Promise<Ph
     'daemonize = no',
     'log_level = notice',
     '',
-    '[app]',
+    `[${options.poolName ?? 'app'}]`,
     `listen = ${listenOpt === 'unix' ? sockPath : listenOpt}`,
     ...(listenOpt === 'unix' ? ['listen.mode = 0600'] : ['listen.allowed_clients = 127.0.0.1']),
     ...(isRoot ? ['user = root', 'group = root'] : []),
@@ -194,6 +205,7 @@ export async function startPhpFpm(options: PhpFpmLaunchOptions = {}): Promise<Ph
     'clear_env = yes',
     'security.limit_extensions = .php',
     ...Object.entries(adminValues).map(([k, v]) => `php_admin_value[${k}] = ${v}`),
+    options.extraPoolConfig ?? '',
     '',
   ].join('\n');
   const confPath = join(dir, 'php-fpm.conf');

@@ -1,40 +1,28 @@
 /**
- * Starts a private php-fpm for a test: temp dir, generated config, unix socket or an ephemeral
- * TCP port, `--nodaemonize`, stopped by PID in teardown. Never touches a system php-fpm.
+ * A private php-fpm for a test, on top of the product's launcher (src/fpm/launcher.ts): temp
+ * dir, generated config, unix socket or an ephemeral TCP port, its own process group, stopped
+ * by PID in teardown. Adds what tests need: a stable address across restart() and PHP settings
+ * for large bodies.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
-import { delimiter, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { findPhpFpm as findBinary, PHP_FPM_INSTALL_HINT, type PhpFpmProcess, startPhpFpm as launch } from '../../src/fpm/launcher.js';
 
 /** Directory of PHP fixtures, used as the document root. */
 export const PHP_FIXTURES = resolve(fileURLToPath(new URL('../fixtures/php', import.meta.url)));
 
-export const INSTALL_HINT =
-  'php-fpm not found: install it (Debian/Ubuntu: `sudo apt-get install -y php8.2-fpm php8.2-cli`) or set PHP_FPM_BIN to its path';
+export const INSTALL_HINT = `php-fpm not found: install it (Debian/Ubuntu: \`${PHP_FPM_INSTALL_HINT} php8.2-cli\`) or set PHP_FPM_BIN to its path`;
 
-/** Locate php-fpm: PHP_FPM_BIN, then php-fpm* on PATH, then /usr/sbin. Throws with an install hint. */
+/** Locate php-fpm (PHP_FPM_BIN, PATH, /usr/sbin); throws with the install hint. */
 export function findPhpFpm(): string {
-  const fromEnv = process.env['PHP_FPM_BIN'];
-  if (fromEnv) {
-    if (!existsSync(fromEnv)) throw new Error(`PHP_FPM_BIN=${fromEnv} does not exist. ${INSTALL_HINT}`);
-    return fromEnv;
+  try {
+    return findBinary();
+  } catch (err) {
+    throw new Error(`${INSTALL_HINT} (${(err as Error).message})`);
   }
-  const dirs = [...(process.env['PATH'] ?? '').split(delimiter), '/usr/sbin', '/usr/local/sbin'];
-  for (const dir of dirs) {
-    if (!dir || !existsSync(dir)) continue;
-    let names: string[];
-    try {
-      names = readdirSync(dir);
-    } catch {
-      continue;
-    }
-    const hit = names.filter((n) => /^php-fpm[0-9.]*$/.test(n)).sort().reverse()[0];
-    if (hit) return join(dir, hit);
-  }
-  throw new Error(INSTALL_HINT);
 }
 
 export interface PhpFpmOptions {
@@ -46,21 +34,23 @@ export interface PhpFpmOptions {
   readonly maxRequests?: number;
   /** Extra lines for the pool section. */
   readonly extraPool?: string;
-  /** Status page path (default /status); null disables it. */
+  /** Status page path (default /status); null disables it (and the ping page). */
   readonly statusPath?: string | null;
 }
 
 export interface PhpFpm {
-  /** Address for the gateway: unix:/path or 127.0.0.1:port. */
+  /** Address for the gateway: unix:/path or 127.0.0.1:port; the same after restart(). */
   readonly address: string;
+  /** Temp dir holding the socket (the launcher keeps config and log in its own dir). */
   readonly dir: string;
   readonly docRoot: string;
+  /** PID of the current master. */
   readonly pid: number;
-  /** Stop (SIGQUIT, then SIGKILL after 3 s) and remove the temp dir. */
+  /** Stop (SIGQUIT, then SIGKILL to the group) and remove the temp dirs. */
   stop(): Promise<void>;
   /** Stop and start again on the same address (new PIDs, every kept connection dropped). */
   restart(): Promise<void>;
-  /** The php-fpm error log so far. */
+  /** The php-fpm log so far. */
   log(): string;
 }
 
@@ -75,108 +65,57 @@ async function freePort(): Promise<number> {
   });
 }
 
-function canConnect(address: string): Promise<boolean> {
-  return new Promise((res) => {
-    const s = address.startsWith('unix:')
-      ? net.connect({ path: address.slice(5) })
-      : net.connect({ host: '127.0.0.1', port: Number(address.split(':')[1]) });
-    s.once('connect', () => {
-      s.destroy();
-      res(true);
-    });
-    s.once('error', () => res(false));
-  });
-}
-
 /** Start php-fpm; resolves once its socket accepts connections. */
 export async function startPhpFpm(options: PhpFpmOptions = {}): Promise<PhpFpm> {
   const bin = findPhpFpm();
   const dir = mkdtempSync(join(tmpdir(), 'fcgi-fpm-'));
-  const address =
-    options.listen === 'tcp' ? `127.0.0.1:${await freePort()}` : `unix:${join(dir, 'fpm.sock')}`;
-  const listen = address.startsWith('unix:') ? address.slice(5) : address;
+  const listen = options.listen === 'tcp' ? (`127.0.0.1:${await freePort()}` as const) : 'unix';
   const statusPath = options.statusPath === undefined ? '/status' : options.statusPath;
-  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-  const conf = [
-    '[global]',
-    `pid = ${join(dir, 'php-fpm.pid')}`,
-    `error_log = ${join(dir, 'php-fpm.log')}`,
-    'daemonize = no',
-    'log_level = notice',
-    '',
-    '[test]',
-    `listen = ${listen}`,
-    'listen.backlog = 511',
-    ...(isRoot ? ['user = root', 'group = root'] : []),
-    'pm = static',
-    `pm.max_children = ${options.workers ?? 2}`,
-    `pm.max_requests = ${options.maxRequests ?? 0}`,
-    ...(statusPath ? [`pm.status_path = ${statusPath}`, 'ping.path = /ping', 'ping.response = pong'] : []),
-    'catch_workers_output = yes',
-    'decorate_workers_output = no',
-    'clear_env = yes',
-    'php_admin_value[post_max_size] = 0',
-    'php_admin_value[upload_max_filesize] = 2G',
-    'php_admin_value[memory_limit] = 256M',
-    'php_admin_value[output_buffering] = 0',
-    'php_admin_value[display_errors] = stderr',
-    'php_admin_value[log_errors] = 0',
-    `php_admin_value[upload_tmp_dir] = ${dir}`,
-    options.extraPool ?? '',
-  ].join('\n');
-  const confPath = join(dir, 'php-fpm.conf');
-  writeFileSync(confPath, conf + '\n');
-
-  let child: ChildProcess | null = null;
-  const spawnFpm = async (): Promise<void> => {
-    const args = ['--nodaemonize', '--fpm-config', confPath, ...(isRoot ? ['--allow-to-run-as-root'] : [])];
-    const proc = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    child = proc;
-    let stderr = '';
-    proc.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
-    const exited = new Promise<number | null>((res) => proc.once('exit', (code) => res(code)));
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      if (proc.exitCode !== null) break;
-      if (await canConnect(address)) return;
-      if (Date.now() > deadline) break;
-      await Promise.race([new Promise((r) => setTimeout(r, 25)), exited]);
-    }
-    proc.kill('SIGKILL');
-    const log = existsSync(join(dir, 'php-fpm.log')) ? readFileSync(join(dir, 'php-fpm.log'), 'utf8') : '';
-    throw new Error(`php-fpm (${bin}) did not start on ${address}: ${stderr}\n${log}`);
-  };
-
-  const stopFpm = async (): Promise<void> => {
-    const proc = child as ChildProcess | null;
-    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
-    const exited = new Promise<void>((res) => proc.once('exit', () => res()));
-    proc.kill('SIGQUIT');
-    const timer = setTimeout(() => proc.kill('SIGKILL'), 3000);
-    await exited;
-    clearTimeout(timer);
-  };
-
-  await spawnFpm();
+  const start = (): Promise<PhpFpmProcess> =>
+    launch({
+      bin,
+      workers: options.workers ?? 2,
+      maxRequests: options.maxRequests ?? 0,
+      listen,
+      ...(listen === 'unix' ? { socketPath: join(dir, 'fpm.sock') } : {}),
+      poolName: 'test',
+      statusPath,
+      pingPath: statusPath === null ? null : '/ping',
+      stopGrace: 3000,
+      phpAdminValues: {
+        post_max_size: '0',
+        upload_max_filesize: '2G',
+        memory_limit: '256M',
+        output_buffering: '0',
+        display_errors: 'stderr',
+        log_errors: '0',
+      },
+      ...(options.extraPool !== undefined ? { extraPoolConfig: options.extraPool } : {}),
+    });
+  let proc: PhpFpmProcess;
+  try {
+    proc = await start();
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   return {
-    address,
+    address: proc.address,
     dir,
     docRoot: PHP_FIXTURES,
     get pid() {
-      return (child as ChildProcess | null)?.pid ?? 0;
+      return proc.pid;
     },
     async stop() {
-      await stopFpm();
+      await proc.stop();
       rmSync(dir, { recursive: true, force: true });
     },
     async restart() {
-      await stopFpm();
-      if (address.startsWith('unix:')) rmSync(address.slice(5), { force: true });
-      await spawnFpm();
+      await proc.stop();
+      proc = await start();
     },
     log() {
-      const p = join(dir, 'php-fpm.log');
-      return existsSync(p) ? readFileSync(p, 'utf8') : '';
+      return proc.logTail(100_000);
     },
   } satisfies PhpFpm;
 }

@@ -8,18 +8,11 @@ import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, test, type TestContext } from 'node:test';
-import { findPhpFpm, PHP_FPM_INSTALL_HINT, startPhpFpm, type PhpFpmLaunchOptions, type PhpFpmProcess } from '../../src/fpm/launcher.js';
+import { before, describe, test, type TestContext } from 'node:test';
+import { findPhpFpm, startPhpFpm, type PhpFpmLaunchOptions, type PhpFpmProcess } from '../../src/fpm/launcher.js';
 import { ConnectionPool, type GatewayError } from '../../src/index.js';
 import { scriptParams } from '../helpers/php-fpm.js';
 
-let fpmBin: string | null = null;
-try {
-  fpmBin = findPhpFpm();
-} catch {
-  fpmBin = null;
-}
-const skip = fpmBin === null ? `php-fpm not installed (${PHP_FPM_INSTALL_HINT})` : false;
 
 /** A private parent for the launcher's temp dir, so the test can see that nothing is left in it. */
 function parentDir(t: TestContext): string {
@@ -102,7 +95,12 @@ describe('findPhpFpm', () => {
   });
 });
 
-describe('startPhpFpm with real php-fpm', { skip }, () => {
+describe('startPhpFpm with real php-fpm', () => {
+  // Without php-fpm every test here fails with findPhpFpm's install hint: no silent skip.
+  let fpmBin: string;
+  before(() => {
+    fpmBin = findPhpFpm();
+  });
   test('serves a fixture over its unix socket; stop() ends master and workers and removes the temp dir', async (t) => {
     const parent = parentDir(t);
     process.env['LAUNCHER_TEST_LEAK'] = 'visible-to-node';
