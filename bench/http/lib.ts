@@ -10,6 +10,7 @@
  * checked against their start time so a reused PID is never signalled). `installCleanup()`
  * makes Ctrl-C run the same stops. Linux only (/proc). Never used by tests.
  */
+import { FASTCGI_CONF } from '../../test/helpers/nginx.js';
 import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -646,35 +647,10 @@ export async function startBenchPhpFpm(options: BenchPhpFpmOptions = {}): Promis
 export const NGINX_BIN = process.env['NGINX_BIN'] ?? '/usr/sbin/nginx';
 
 /**
- * nginx's stock fastcgi_params table (conf/fastcgi_params in the nginx sources), written into
- * the nginx dir so the baseline does not depend on a distro's edited copy.
+ * nginx's fastcgi.conf table (fastcgi_params + SCRIPT_FILENAME), shared with the differential
+ * test's nginx so both measure and compare the same configuration.
  */
-export const CANONICAL_FASTCGI_PARAMS = `fastcgi_param  QUERY_STRING       $query_string;
-fastcgi_param  REQUEST_METHOD     $request_method;
-fastcgi_param  CONTENT_TYPE       $content_type;
-fastcgi_param  CONTENT_LENGTH     $content_length;
-
-fastcgi_param  SCRIPT_NAME        $fastcgi_script_name;
-fastcgi_param  REQUEST_URI        $request_uri;
-fastcgi_param  DOCUMENT_URI       $document_uri;
-fastcgi_param  DOCUMENT_ROOT      $document_root;
-fastcgi_param  SERVER_PROTOCOL    $server_protocol;
-fastcgi_param  REQUEST_SCHEME     $scheme;
-fastcgi_param  HTTPS              $https if_not_empty;
-
-fastcgi_param  GATEWAY_INTERFACE  CGI/1.1;
-fastcgi_param  SERVER_SOFTWARE    nginx/$nginx_version;
-
-fastcgi_param  REMOTE_ADDR        $remote_addr;
-fastcgi_param  REMOTE_PORT        $remote_port;
-fastcgi_param  REMOTE_USER        $remote_user;
-fastcgi_param  SERVER_ADDR        $server_addr;
-fastcgi_param  SERVER_PORT        $server_port;
-fastcgi_param  SERVER_NAME        $server_name;
-
-# PHP only, required if PHP was built with --enable-force-cgi-redirect
-fastcgi_param  REDIRECT_STATUS    200;
-`;
+export const CANONICAL_FASTCGI_PARAMS = FASTCGI_CONF;
 
 /** Options for `startNginx`. */
 export interface NginxOptions {
@@ -761,7 +737,6 @@ export async function startNginx(options: NginxOptions): Promise<BenchNginx> {
       '            fastcgi_index index.php;',
       `            include ${join(dir, 'fastcgi_params')};`,
       '            fastcgi_param HTTP_PROXY "";',
-      '            fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;',
       '            fastcgi_param PATH_INFO $fastcgi_path_info;',
       '        }',
       '    }',
