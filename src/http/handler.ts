@@ -21,6 +21,7 @@ import { ConnectionPool } from '../upstream/pool.js';
 import { type PreparedBody, prepareBody } from './request-body.js';
 import { type LoggerLike, NO_LOG, ResponseRelay, type ResponseHooks, sendError, type UpstreamTiming } from './respond.js';
 import { encodePath, FileKindCache, route } from './router.js';
+import { SmallFileCache } from './small-files.js';
 
 /** The handler function, with its pool and a close() for shutdown. */
 export interface FastCgiHandler {
@@ -56,6 +57,7 @@ export function createFastCgiHandler(options: HandlerOptions, deps: HandlerDeps 
   };
   const trusted = new Set(o.trustedProxies.map(stripV4Mapped));
   const files = new FileKindCache(o.statCacheTtl);
+  const smallFiles = new SmallFileCache({ ttl: o.statCacheTtl });
 
   const handler = ((req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void): void => {
     const log: LoggerLike = (req as IncomingMessage & { log?: LoggerLike }).log ?? NO_LOG;
@@ -71,7 +73,7 @@ export function createFastCgiHandler(options: HandlerOptions, deps: HandlerDeps 
         runScript(req, res, r.target, log, 0, null);
         return;
       case 'static':
-        serveFile(req, res, o.root, r.path, next);
+        if (!smallFiles.serve(req, res, o.root + r.path)) serveFile(req, res, o.root, r.path, next);
         return;
       case 'redirect':
         res.writeHead(301, { Location: r.location, 'Content-Length': 0 });
@@ -151,6 +153,10 @@ export function createFastCgiHandler(options: HandlerOptions, deps: HandlerDeps 
         const next = parseRequestTarget(location);
         if (isRejection(next)) return false;
         const r = route(next, o, files);
+        if (r.kind === 'static') {
+          serveFile(req, res, o.root, r.path, undefined);
+          return true;
+        }
         if (r.kind !== 'script') return false;
         runScript(req, res, r.target, log, depth + 1, location);
         return true;

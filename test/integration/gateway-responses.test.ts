@@ -192,6 +192,14 @@ describe('local redirects (RFC 3875 §6.2.2)', () => {
     assert.equal(res.text, 'sub index.php query=from=redirect');
   });
 
+  test('a local redirect to a static file serves the file', async () => {
+    const before = gw.gw.handler.pool.stats.dispatched;
+    const res = await gw.fetch(`/local-redirect.php?to=${encodeURIComponent('/hello.txt')}`);
+    assert.equal(res.status, 200);
+    assert.equal(res.text, 'static hello text\n');
+    assert.equal(gw.gw.handler.pool.stats.dispatched - before, 1, 'only the first script ran');
+  });
+
   test('a redirect loop ends in 502', async () => {
     const before = gw.gw.handler.pool.stats.dispatched;
     const res = await gw.fetch('/loop.php');
