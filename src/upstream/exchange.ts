@@ -96,12 +96,13 @@ export class Exchange implements ExchangeController {
   #replay: Buffer[] | null = [];
   #replayBytes = 0;
   #streamAttached = false;
+  #listeners: { data(d: Buffer | string): void; end(): void; error(e: Error): void; close(): void } | null = null;
   #streamEnded = false;
   #bodyComplete = false;
   #waitingDrain = false;
   #paused = false;
-  /** Cleanup hook registered by the pool while queued (clears the queue timer). */
-  onFinish: (() => void) | null = null;
+  /** When the exchange entered the pool's wait queue (performance.now()). */
+  queuedAt = 0;
   /** Called once when the exchange settles (pool counters). */
   onSettled: ((ok: boolean) => void) | null = null;
   /** Set by the pool: removes a queued exchange from its queue. */
@@ -226,23 +227,32 @@ export class Exchange implements ExchangeController {
   #attachStream(body: Readable): void {
     if (this.#streamAttached) return;
     this.#streamAttached = true;
-    body.on('data', this.#onBodyData);
-    body.once('end', this.#onBodyEnd);
-    body.once('error', this.#onBodyError);
-    body.once('close', this.#onBodyClose);
+    // Bound here, not as class fields: most requests have no stream body and need none.
+    const l = (this.#listeners = {
+      data: (d: Buffer | string) => this.#onBodyData(d),
+      end: () => this.#onBodyEnd(),
+      error: (e: Error) => this.#onBodyError(e),
+      close: () => this.#onBodyClose(),
+    });
+    body.on('data', l.data);
+    body.once('end', l.end);
+    body.once('error', l.error);
+    body.once('close', l.close);
   }
 
   #detachStream(): void {
     const body = this.#body;
     if (!this.#streamAttached || body === null || Buffer.isBuffer(body)) return;
     this.#streamAttached = false;
-    body.removeListener('data', this.#onBodyData);
-    body.removeListener('end', this.#onBodyEnd);
-    body.removeListener('error', this.#onBodyError);
-    body.removeListener('close', this.#onBodyClose);
+    const l = this.#listeners!;
+    body.removeListener('data', l.data);
+    body.removeListener('end', l.end);
+    body.removeListener('error', l.error);
+    body.removeListener('close', l.close);
+    this.#listeners = null;
   }
 
-  #onBodyData = (data: Buffer | string): void => {
+  #onBodyData(data: Buffer | string): void {
     const chunk = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
     if (chunk.length === 0) return;
     if (this.#replay) {
@@ -258,7 +268,8 @@ export class Exchange implements ExchangeController {
       return;
     }
     if (!transport.writev(frameStdin(chunk))) this.#waitDrain(transport);
-  };
+  }
+
 
   #waitDrain(transport: ExchangeTransport): void {
     const body = this.#body as Readable;
@@ -271,21 +282,24 @@ export class Exchange implements ExchangeController {
     });
   }
 
-  #onBodyEnd = (): void => {
+  #onBodyEnd(): void {
     this.#streamEnded = true;
     const transport = this.#transport;
     if (this.#state === STATE_RUNNING && transport !== null) this.#finishBody(transport, transport.write(STDIN_END));
-  };
+  }
 
-  #onBodyError = (err: Error): void => {
+
+  #onBodyError(err: Error): void {
     this.fail(new BodySourceError(`request body stream failed: ${err.message}`, { cause: err }));
-  };
+  }
 
-  #onBodyClose = (): void => {
+
+  #onBodyClose(): void {
     if (!this.#streamEnded && this.#state !== STATE_DONE) {
       this.fail(new BodySourceError('request body stream closed before its end'));
     }
-  };
+  }
+
 
   /** Detach from a failed transport so the pool can retry on another. */
   detachForRetry(): void {
@@ -344,9 +358,6 @@ export class Exchange implements ExchangeController {
     this.#detachStream();
     if (this.#onSignal && this.#signal) this.#signal.removeEventListener('abort', this.#onSignal);
     this.#onSignal = null;
-    const cleanup = this.onFinish;
-    this.onFinish = null;
-    cleanup?.();
     this.onSettled?.(ok);
     return true;
   }

@@ -148,6 +148,7 @@ export class ConnectionPool implements ConnectionOwner {
   #queue: Exchange[] = [];
   #queueHead = 0;
   #queued = 0;
+  #queueTimer: NodeJS.Timeout | null = null;
   #nextId = 1;
   #closing = false;
   /** Set by destroy(): the error every request still in flight fails with. */
@@ -280,6 +281,8 @@ export class ConnectionPool implements ConnectionOwner {
     this.#queue = [];
     this.#queueHead = 0;
     this.#queued = 0;
+    if (this.#queueTimer !== null) clearTimeout(this.#queueTimer);
+    this.#queueTimer = null;
     for (const conn of [...this.#open]) conn.destroy();
     this.#checkClosed();
   }
@@ -341,50 +344,75 @@ export class ConnectionPool implements ConnectionOwner {
     ex.fail(err);
   }
 
+  /**
+   * FIFO with one timer for the whole queue: every waiter has the same queueTimeout, so the
+   * oldest live entry always expires first; the timer is armed for it alone (no timer per
+   * request on the hot path). Aborted entries stay in place, marked done, and are skipped.
+   */
   #enqueue(ex: Exchange): void {
+    ex.queuedAt = performance.now();
     this.#queue.push(ex);
     this.#queued++;
-    let timer: NodeJS.Timeout | null = null;
-    if (this.options.queueTimeout > 0) {
-      timer = setTimeout(() => {
-        if (!ex.done && !ex.running) {
-          this.#removeQueued(ex);
-          this.#failEx(ex, new PoolQueueTimeoutError(this.options.queueTimeout));
-        }
-      }, this.options.queueTimeout);
-      timer.unref();
-    }
-    ex.onAbortQueued = (e) => this.#removeQueued(e);
-    ex.onFinish = () => {
-      if (timer) clearTimeout(timer);
-    };
+    ex.onAbortQueued = this.#onAbortQueued;
+    if (this.#queueTimer === null && this.options.queueTimeout > 0) this.#armQueueTimer();
   }
 
-  #removeQueued(ex: Exchange): void {
-    const i = this.#queue.indexOf(ex, this.#queueHead);
-    if (i < 0) return;
-    this.#queue.splice(i, 1);
+  #onAbortQueued = (): void => {
     this.#queued--;
-  }
+  };
 
-  #dequeue(): Exchange | undefined {
+  /** The oldest waiter that is still waiting, skipping (and dropping) finished ones. */
+  #head(): Exchange | undefined {
     while (this.#queueHead < this.#queue.length) {
       const ex = this.#queue[this.#queueHead]!;
-      this.#queue[this.#queueHead] = undefined as unknown as Exchange;
-      this.#queueHead++;
-      if (this.#queueHead > 1024 && this.#queueHead * 2 > this.#queue.length) {
-        this.#queue = this.#queue.slice(this.#queueHead);
-        this.#queueHead = 0;
-      }
-      if (ex.done) continue;
-      this.#queued--;
-      ex.onAbortQueued = null;
-      const clearQueueTimer = ex.onFinish;
-      ex.onFinish = null;
-      clearQueueTimer?.();
-      return ex;
+      if (!ex.done) return ex;
+      this.#advance();
     }
     return undefined;
+  }
+
+  #advance(): void {
+    this.#queue[this.#queueHead] = undefined as unknown as Exchange;
+    this.#queueHead++;
+    if (this.#queueHead === this.#queue.length) {
+      this.#queue = [];
+      this.#queueHead = 0;
+    } else if (this.#queueHead > 1024 && this.#queueHead * 2 > this.#queue.length) {
+      this.#queue = this.#queue.slice(this.#queueHead);
+      this.#queueHead = 0;
+    }
+  }
+
+  #armQueueTimer(): void {
+    const head = this.#head();
+    if (head === undefined) {
+      this.#queueTimer = null;
+      return;
+    }
+    const wait = Math.max(0, head.queuedAt + this.options.queueTimeout - performance.now());
+    this.#queueTimer = setTimeout(this.#onQueueTimer, Math.ceil(wait));
+    this.#queueTimer.unref();
+  }
+
+  #onQueueTimer = (): void => {
+    this.#queueTimer = null;
+    const now = performance.now();
+    for (let ex = this.#head(); ex !== undefined && ex.queuedAt + this.options.queueTimeout <= now; ex = this.#head()) {
+      this.#advance();
+      this.#queued--;
+      ex.onAbortQueued = null;
+      this.#failEx(ex, new PoolQueueTimeoutError(this.options.queueTimeout));
+    }
+    this.#armQueueTimer();
+  };
+
+  #dequeue(): Exchange | undefined {
+    const ex = this.#head();
+    if (ex === undefined) return undefined;
+    this.#advance();
+    this.#queued--;
+    ex.onAbortQueued = null;
+    return ex;
   }
 
   /** Serve waiters from idle sockets, and open sockets for the rest up to the limit. */
