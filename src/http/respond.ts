@@ -96,15 +96,38 @@ export class ResponseRelay implements ExchangeHandler {
         this.#redirectPending = true;
         return r.body.length > 0 ? this.#release(r.body) : true;
       }
-      try {
-        this.#writeHead(r.head);
-      } catch (err) {
-        throw new CgiHeadInvalidError(`header rejected by node:http: ${(err as Error).message}`);
-      }
-      return r.body.length > 0 ? this.#write(r.body) : true;
+      // Hold the head until the end of this socket read: when END_REQUEST is in the same read
+      // (most small responses), the answer goes out with a Content-Length in one write instead
+      // of chunked; otherwise a microtask sends what arrived and the body streams from there.
+      this.#held = r.body.length > 0 ? [r.body] : [];
+      queueMicrotask(this.#flushHeld);
+      return true;
+    }
+    if (this.#held !== null) {
+      this.#held.push(chunk);
+      return true;
     }
     return this.#write(chunk);
   }
+
+  /** The head (and body) held by onStdout, still unsent; null once sent. */
+  #held: Buffer[] | null = null;
+
+  #flushHeld = (): void => {
+    const held = this.#held;
+    if (held === null) return;
+    this.#held = null;
+    try {
+      this.#writeHead(this.#head!, -1);
+    } catch (err) {
+      this.#controller?.abort(err);
+      this.onError(new CgiHeadInvalidError(`header rejected by node:http: ${(err as Error).message}`));
+      return;
+    }
+    let ok = true;
+    for (const chunk of held) ok = this.#write(chunk) && ok;
+    if (!ok) this.#controller?.pause();
+  };
 
   onStderr(chunk: Buffer): void {
     if (this.timing.firstByte < 0) this.timing.firstByte = performance.now() - this.#started;
@@ -138,9 +161,38 @@ export class ResponseRelay implements ExchangeHandler {
         this.#hooks.onDone?.(null);
         return;
       }
-      this.#writeHead(this.#head!);
+      this.#writeHead(this.#head!, -1);
     }
     const res = this.#res;
+    const held = this.#held;
+    if (held !== null) {
+      // The whole response arrived in one read: one write, framed with a Content-Length.
+      this.#held = null;
+      const body = held.length === 1 ? held[0]! : Buffer.concat(held);
+      try {
+        this.#writeHead(this.#head!, this.#req.method === 'HEAD' ? -1 : body.length);
+      } catch (err) {
+        this.onError(new CgiHeadInvalidError(`header rejected by node:http: ${(err as Error).message}`));
+        return;
+      }
+      if (this.#declaredLength >= 0 && body.length > this.#declaredLength) {
+        this.#sent = this.#declaredLength;
+        res.end(body.subarray(0, this.#declaredLength));
+      } else {
+        this.#sent = body.length;
+        if (this.#declaredLength > body.length && this.#req.method !== 'HEAD' && hasBody(res.statusCode)) {
+          this.#log.error({ code: 'GW_ERR_UPSTREAM_SHORT_BODY', declared: this.#declaredLength, sent: body.length }, 'upstream sent less than its Content-Length');
+          res.write(body);
+          res.destroy();
+          this.#hooks.onDone?.(null);
+          return;
+        }
+        res.end(body.length > 0 ? body : undefined);
+      }
+      this.timing.bytes = this.#sent;
+      this.#hooks.onDone?.(null);
+      return;
+    }
     if (this.#declaredLength >= 0 && this.#sent < this.#declaredLength && this.#req.method !== 'HEAD' && hasBody(res.statusCode)) {
       // The backend promised more than it sent: do not let the client read a short body as whole.
       this.#log.error({ code: 'GW_ERR_UPSTREAM_SHORT_BODY', declared: this.#declaredLength, sent: this.#sent }, 'upstream sent less than its Content-Length');
@@ -152,6 +204,7 @@ export class ResponseRelay implements ExchangeHandler {
   }
 
   onError(err: GatewayError): void {
+    this.#held = null;
     this.#flushStderr();
     const res = this.#res;
     if (err.code !== 'GW_ERR_UPSTREAM_ABORTED') this.#log.error({ err, code: err.code }, err.message);
@@ -163,7 +216,8 @@ export class ResponseRelay implements ExchangeHandler {
     this.#hooks.onDone?.(err);
   }
 
-  #writeHead(head: CgiHead): void {
+  /** Send the head; `bodyLength` ≥ 0 adds a Content-Length when the backend gave none. */
+  #writeHead(head: CgiHead, bodyLength: number): void {
     const res = this.#res;
     const flat: string[] = [];
     for (const [name, value] of head.headers) {
@@ -176,13 +230,14 @@ export class ResponseRelay implements ExchangeHandler {
       flat.push(name, value);
     }
     const status = head.status;
+    if (bodyLength >= 0 && this.#declaredLength < 0 && hasBody(status)) flat.push('Content-Length', String(bodyLength));
     res.writeHead(status, head.reason || STATUS_CODES[status] || '', flat);
   }
 
   /** A body byte arrived for a local-redirect candidate: it is an ordinary redirect after all. */
   #release(chunk: Buffer): boolean {
     this.#redirectPending = false;
-    this.#writeHead(this.#head!);
+    this.#writeHead(this.#head!, -1);
     return this.#write(chunk);
   }
 

@@ -156,6 +156,17 @@ describe('streaming', () => {
     writeFileSync(signal, 'go');
     for (let r = await it.next(); !r.done; r = await it.next()) text += Buffer.from(r.value as Uint8Array).toString();
     assert.equal(text, 'first-chunk\nsecond-chunk signalled\n');
+    assert.equal(res.headers['transfer-encoding'], 'chunked', 'a streamed response is framed chunked');
+    assert.equal(res.headers['content-length'], undefined);
+  });
+
+  test('a response that arrives whole in one read is framed with a Content-Length', async () => {
+    const res = await gw.fetch('/hello.php');
+    assert.equal(res.status, 200);
+    assert.equal(res.headers['content-length'], String(Buffer.byteLength(res.text)));
+    assert.equal(res.headers['transfer-encoding'], undefined);
+    const head = await gw.fetch('/hello.php', { method: 'HEAD' });
+    assert.equal(head.headers['content-length'], undefined, 'HEAD gets no invented length (PHP sends no body for HEAD)');
   });
 
   test('a large body streams through intact (4 MiB, Content-Length kept)', async () => {
