@@ -11,6 +11,7 @@
  * makes Ctrl-C run the same stops. Linux only (/proc). Never used by tests.
  */
 import { FASTCGI_CONF } from '../../test/helpers/nginx.js';
+import { freePort } from '../../test/helpers/ports.js';
 import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -18,6 +19,8 @@ import net from 'node:net';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+export { freePort };
 
 /** Repository root (two levels above this file). */
 export const REPO_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -417,17 +420,6 @@ export async function stopTree(proc: ChildProcess, signal: NodeJS.Signals, grace
   }
 }
 
-/** A free TCP port on 127.0.0.1 (bind to 0, read, release). */
-export function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = net.createServer();
-    srv.once('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => res(port));
-    });
-  });
-}
 
 function canConnect(target: { path: string } | { host: string; port: number }): Promise<boolean> {
   return new Promise((res) => {

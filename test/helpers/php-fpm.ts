@@ -5,11 +5,11 @@
  * for large bodies.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findPhpFpm as findBinary, PHP_FPM_INSTALL_HINT, type PhpFpmProcess, startPhpFpm as launch } from '../../src/fpm/launcher.js';
+import { freePort } from './ports.js';
 
 /** Directory of PHP fixtures, used as the document root. */
 export const PHP_FIXTURES = resolve(fileURLToPath(new URL('../fixtures/php', import.meta.url)));
@@ -54,16 +54,6 @@ export interface PhpFpm {
   log(): string;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = net.createServer();
-    srv.once('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => res(port));
-    });
-  });
-}
 
 /** Start php-fpm; resolves once its socket accepts connections. */
 export async function startPhpFpm(options: PhpFpmOptions = {}): Promise<PhpFpm> {

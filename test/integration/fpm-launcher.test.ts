@@ -12,6 +12,7 @@ import { before, describe, test, type TestContext } from 'node:test';
 import { findPhpFpm, startPhpFpm, type PhpFpmLaunchOptions, type PhpFpmProcess } from '../../src/fpm/launcher.js';
 import { ConnectionPool, type GatewayError } from '../../src/index.js';
 import { scriptParams } from '../helpers/php-fpm.js';
+import { freePort } from '../helpers/ports.js';
 
 
 /** A private parent for the launcher's temp dir, so the test can see that nothing is left in it. */
@@ -67,16 +68,6 @@ function body(stdout: Buffer): string {
   return stdout.subarray(i + 4).toString('utf8');
 }
 
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = net.createServer();
-    srv.once('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => res(port));
-    });
-  });
-}
 
 describe('findPhpFpm', () => {
   test('PHP_FPM_BIN wins when it exists, and a missing one names the install command', () => {

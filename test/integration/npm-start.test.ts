@@ -13,21 +13,12 @@ import { before, describe, test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Agent, FormData, request } from 'undici';
 import { findPhpFpm } from '../../src/fpm/launcher.js';
+import { freePort } from '../helpers/ports.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const PUBLIC = `${ROOT}/examples/public`;
 
 
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = net.createServer();
-    srv.once('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => res(port));
-    });
-  });
-}
 
 /** True while `pid` runs; a zombie counts as gone. */
 function alive(pid: number): boolean {
