@@ -62,11 +62,9 @@ export async function exchangeOnce(req: OneShotRequest): Promise<OneShotResult> 
   const timeoutMs = req.timeoutMs;
   const pool = new ConnectionPool(req.address, {
     connections: 1,
-    // KEEP_CONN, although the socket is closed right after END_REQUEST (pool.destroy() below):
-    // without it php-fpm closes first, and when that close arrives while records are still
-    // held behind a pause, UpstreamConnection currently fails the exchange as "closed before
-    // END_REQUEST" although END_REQUEST was read. Closing from this side is the same for php-fpm.
-    keepAlive: true,
+    // No FCGI_KEEP_CONN: php-fpm closes after END_REQUEST, so no worker stays pinned (the pool
+    // is destroyed below as well).
+    keepAlive: false,
     probeLimits: false,
     queueTimeout: 0,
     connectTimeout: timeoutMs > 0 ? timeoutMs : DEFAULT_CONNECT_TIMEOUT,
