@@ -29,6 +29,7 @@ import {
 } from '../errors.js';
 import { ProtocolStatus, RECORD_TYPE_NAMES, RecordType } from '../protocol/constants.js';
 import { type EndRequest, type FcgiRecord, RecordDecoder, parseEndRequest } from '../protocol/decoder.js';
+import type { ReadSink } from './connector.js';
 import type { Exchange, ExchangeTransport } from './exchange.js';
 
 /** Timeouts in ms; 0 disables. */
@@ -71,7 +72,7 @@ export class UpstreamConnection implements ExchangeTransport {
   /** A record (or garbage) followed END_REQUEST: never reuse. */
   #dirty = false;
   #paused = false;
-  /** STDOUT / STDERR records decoded while paused, in arrival order (copies). */
+  /** STDOUT / STDERR records decoded while paused, in arrival order. */
   #backlog: Array<{ readonly type: number; readonly content: Buffer }> = [];
   /** resume() is delivering the backlog (a nested resume() from a handler must not recurse). */
   #draining = false;
@@ -81,12 +82,25 @@ export class UpstreamConnection implements ExchangeTransport {
   #drainWaiters: Array<() => void> = [];
   #lastSocketError: Error | null = null;
 
-  constructor(id: number, socket: net.Socket, owner: ConnectionOwner, timeouts: ConnectionTimeouts) {
+  /** The fixed buffer reads land in (null: 'data' events with fresh buffers). */
+  readonly #readBuffer: ArrayBufferLike | null;
+
+  /**
+   * `sink`: the ReadSink the socket was connected with; its reads come here, and record
+   * contents that are views into its buffer are copied before a handler sees them.
+   */
+  constructor(id: number, socket: net.Socket, owner: ConnectionOwner, timeouts: ConnectionTimeouts, sink?: ReadSink) {
     this.id = id;
     this.#socket = socket;
     this.#owner = owner;
     this.#timeouts = timeouts;
-    socket.on('data', this.#onData);
+    if (sink) {
+      this.#readBuffer = sink.buffer.buffer;
+      sink.onData = this.#onData;
+    } else {
+      this.#readBuffer = null;
+      socket.on('data', this.#onData);
+    }
     socket.on('drain', this.#onDrain);
     socket.on('error', this.#onSocketError);
     socket.on('close', this.#onSocketClose);
@@ -215,12 +229,16 @@ export class UpstreamConnection implements ExchangeTransport {
       case RecordType.Stderr:
         ex.markResponse();
         if (record.content.length === 0) return;
-        if (this.#paused || this.#backlog.length > 0) {
-          // Paused earlier in this chunk: hold the record (the content view dies with the chunk).
-          this.#backlog.push({ type: record.type, content: Buffer.from(record.content) });
-          return;
+        {
+          // Handlers own what they get; a view into the read buffer is overwritten by the next read.
+          const content = record.content.buffer === this.#readBuffer ? Buffer.from(record.content) : record.content;
+          if (this.#paused || this.#backlog.length > 0) {
+            // Paused earlier in this chunk: hold the record until resume().
+            this.#backlog.push({ type: record.type, content });
+            return;
+          }
+          this.#deliver(ex, record.type, content);
         }
-        this.#deliver(ex, record.type, record.content);
         return;
       case RecordType.EndRequest:
         ex.markResponse();

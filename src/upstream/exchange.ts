@@ -34,9 +34,9 @@ export interface FastCgiRequest {
 export interface ExchangeHandler {
   /** Called when a connection is assigned (after any wait in the pool queue). */
   onStart?(controller: ExchangeController): void;
-  /** FCGI_STDOUT bytes (a view: copy to keep). Return false to pause until `resume()`. */
+  /** FCGI_STDOUT bytes (yours to keep). Return false to pause until `resume()`. */
   onStdout(chunk: Buffer): boolean | void;
-  /** FCGI_STDERR bytes (a view: copy to keep). */
+  /** FCGI_STDERR bytes (yours to keep). */
   onStderr?(chunk: Buffer): void;
   /** END_REQUEST with REQUEST_COMPLETE. */
   onEnd(end: EndRequest): void;

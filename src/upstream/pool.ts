@@ -18,9 +18,12 @@
 import { PoolClosedError, PoolQueueFullError, PoolQueueTimeoutError, type GatewayError, UpstreamClosedError, ConfigError } from '../errors.js';
 import { type UpstreamAddress, parseAddress } from './address.js';
 import { UpstreamConnection, type ConnectionOwner, type ConnectionTimeouts } from './connection.js';
-import { connectSocket } from './connector.js';
+import { connectSocket, type ReadSink } from './connector.js';
 import { Exchange, type ExchangeController, type ExchangeHandler, type FastCgiRequest } from './exchange.js';
 import { queryValues, type ResponderValues } from './values.js';
+
+/** Bytes each connection reads at a time, into its own fixed buffer (php-fpm records ≤ 64 KiB). */
+const READ_BUFFER_SIZE = 64 * 1024;
 
 /** Pool options. Durations in ms (0 disables), sizes in bytes. */
 export interface PoolOptions {
@@ -443,7 +446,8 @@ export class ConnectionPool implements ConnectionOwner {
   /** Open a socket; it serves `ex` (a retry) or else the head of the queue. */
   #connectFor(ex: Exchange | null): void {
     this.#connecting++;
-    connectSocket(this.address, this.options.connectTimeout).then(
+    const sink: ReadSink = { buffer: Buffer.allocUnsafe(READ_BUFFER_SIZE), onData: () => {} };
+    connectSocket(this.address, this.options.connectTimeout, sink).then(
       (socket) => {
         this.#connecting--;
         if (this.#destroyError !== null) {
@@ -455,7 +459,7 @@ export class ConnectionPool implements ConnectionOwner {
         }
         this.#connects++;
         socket.setNoDelay(true);
-        const conn = new UpstreamConnection(this.#nextId++, socket, this, this.#timeouts);
+        const conn = new UpstreamConnection(this.#nextId++, socket, this, this.#timeouts, sink);
         this.#open.add(conn);
         const target = ex !== null && !ex.done ? ex : this.#dequeue();
         if (target) this.#run(conn, target);

@@ -248,8 +248,10 @@ test('a responder that closes right after END_REQUEST while the consumer is paus
     });
   });
   await firstChunk;
-  await closedConn.whenClosed;
-  await new Promise((r) => setTimeout(r, 50)); // let the pool see the close
+  assert.ok(closedConn !== undefined, 'the responder ran');
+  // The responder has written and closed; while we are paused we may or may not have read its
+  // FIN (a paused socket stops reading), and either way the response must complete on resume.
+  await new Promise((r) => setTimeout(r, 100));
   assert.deepEqual(got, ['one,'], 'nothing delivered while paused');
   controller.resume();
   assert.equal(await done, 0);
