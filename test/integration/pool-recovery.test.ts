@@ -20,7 +20,7 @@ describe('php-fpm restart', () => {
   test('idle kept connections from before a restart do not fail the next requests', async (t) => {
     const fpm = await startPhpFpm({ workers: 2 });
     t.after(() => fpm.stop());
-    const pool = new ConnectionPool(fpm.address, { connections: 2 });
+    const pool = new ConnectionPool(fpm.address, { connections: 2, probeLimits: false }); // two sockets at once, no probe phase
     t.after(() => pool.close());
 
     // Two idle kept connections, each pinned to a worker of the first php-fpm.
