@@ -19,7 +19,6 @@ import {
   type WrkResult,
   benchMeta,
   envInt,
-  envNumber,
   httpGet,
   installCleanup,
   listenQueueAfterLoad,

@@ -189,7 +189,7 @@ test('a responder that never reads a large Buffer body: GW_ERR_UPSTREAM_WRITE_TI
 });
 
 test('a responder that never reads a streamed body: GW_ERR_UPSTREAM_WRITE_TIMEOUT and the stream stops', T, async (t) => {
-  const { fake, pool } = await setup(t, { readBody: false, script: () => {} }, { writeTimeout: 150, readTimeout: 10_000 });
+  const { pool } = await setup(t, { readBody: false, script: () => {} }, { writeTimeout: 150, readTimeout: 10_000 });
   const total = 64 * 1024 * 1024;
   let produced = 0;
   const body = new Readable({

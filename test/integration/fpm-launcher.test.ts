@@ -5,7 +5,6 @@
  */
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, test, type TestContext } from 'node:test';
@@ -88,10 +87,7 @@ describe('findPhpFpm', () => {
 
 describe('startPhpFpm with real php-fpm', () => {
   // Without php-fpm every test here fails with findPhpFpm's install hint: no silent skip.
-  let fpmBin: string;
-  before(() => {
-    fpmBin = findPhpFpm();
-  });
+  before(() => void findPhpFpm());
   test('serves a fixture over its unix socket; stop() ends master and workers and removes the temp dir', async (t) => {
     const parent = parentDir(t);
     process.env['LAUNCHER_TEST_LEAK'] = 'visible-to-node';

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Client } from 'undici';
 import { createFastCgiHandler } from '../../src/http/handler.js';
-import { type GatewayFixture, httpRequest, makeGatewayRoot, parseRawResponses, rawExchange, startGateway, waitFor } from '../helpers/gateway.js';
+import { httpRequest, makeGatewayRoot, parseRawResponses, rawExchange, startGateway, waitFor } from '../helpers/gateway.js';
 import { type PhpFpm, startPhpFpm } from '../helpers/php-fpm.js';
 
 let fpm: PhpFpm;
