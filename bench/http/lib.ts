@@ -11,6 +11,7 @@
  * makes Ctrl-C run the same stops. Linux only (/proc). Never used by tests.
  */
 import { FASTCGI_CONF } from '../../test/helpers/nginx.js';
+import { procStatusKb } from '../../test/helpers/gateway-process.js';
 import { freePort } from '../../test/helpers/ports.js';
 import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,7 +21,7 @@ import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export { freePort };
+export { freePort, procStatusKb };
 
 /** Repository root (two levels above this file). */
 export const REPO_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -297,17 +298,6 @@ export function reapedChildrenCpuUs(): number {
   return st === null ? 0 : ((st.cutime + st.cstime) * 1e6) / clockTicksPerSecond();
 }
 
-/** A `kB` field of /proc/PID/status (VmHWM, VmRSS, ...); null when absent. */
-export function procStatusKb(pid: number, field: string): number | null {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/status`, 'utf8');
-  } catch {
-    return null;
-  }
-  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text);
-  return m ? Number(m[1]) : null;
-}
 
 /**
  * Peak RSS (VmHWM, kB) of each live process in a tree and their sum. The sum counts shared
@@ -612,15 +602,7 @@ export async function startBenchPhpFpm(options: BenchPhpFpmOptions = {}): Promis
     rmSync(dir, { recursive: true, force: true });
     throw err;
   }
-  // One stop in flight at a time: Ctrl-C and a finally block may both call it.
-  let stopping: Promise<void> | null = null;
-  const stop = (): Promise<void> =>
-    (stopping ??= (async () => {
-      unregister();
-      await stopTree(proc, 'SIGQUIT', 3000);
-      rmSync(dir, { recursive: true, force: true });
-    })());
-  const unregister = onInterrupt(stop);
+  const stop = stopOnce(proc, 'SIGQUIT', dir);
   return {
     address: `unix:${socketPath}`,
     socketPath,
@@ -631,6 +613,22 @@ export async function startBenchPhpFpm(options: BenchPhpFpmOptions = {}): Promis
     log: () => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : ''),
     stop,
   };
+}
+
+/**
+ * Stop a process tree started by a bench (then remove its dir), at most once: Ctrl-C and a
+ * finally block may both call it.
+ */
+function stopOnce(proc: ChildProcess, signal: NodeJS.Signals, dir: string): () => Promise<void> {
+  let stopping: Promise<void> | null = null;
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      unregister();
+      await stopTree(proc, signal, 3000);
+      rmSync(dir, { recursive: true, force: true });
+    })());
+  const unregister = onInterrupt(stop);
+  return stop;
 }
 
 // ── nginx ──────────────────────────────────────────────────────────────────────────────────
@@ -744,15 +742,7 @@ export async function startNginx(options: NginxOptions): Promise<BenchNginx> {
     rmSync(dir, { recursive: true, force: true });
     throw err;
   }
-  // One stop in flight at a time: Ctrl-C and a finally block may both call it.
-  let stopping: Promise<void> | null = null;
-  const stop = (): Promise<void> =>
-    (stopping ??= (async () => {
-      unregister();
-      await stopTree(proc, 'SIGTERM', 3000);
-      rmSync(dir, { recursive: true, force: true });
-    })());
-  const unregister = onInterrupt(stop);
+  const stop = stopOnce(proc, 'SIGTERM', dir);
   return {
     origin: `http://127.0.0.1:${port}`,
     port,
