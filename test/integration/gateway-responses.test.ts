@@ -226,14 +226,14 @@ describe('STDERR', () => {
     const res = await gw.fetch('/stderr.php', { headers: { 'x-request-id': 'stderr-test-42' } });
     assert.equal(res.status, 200);
     assert.equal(res.text, 'before\nafter\n');
-    const lines = gw.logs.lines.filter((l) => l['reqId'] === 'stderr-test-42' && typeof l['stderr'] === 'string');
+    const lines = gw.logs.lines.filter((l) => (l['req'] as { id?: string } | undefined)?.id === 'stderr-test-42' && typeof l['stderr'] === 'string');
     assert.ok(lines.length >= 1, 'stderr logged');
     for (const l of lines) assert.equal(l['level'], 40);
     const all = lines.map((l) => l['stderr'] as string).join('\n');
     assert.match(all, /stderr-line-one/);
     assert.match(all, /stderr-line-two/);
     // The access-log line for the same request is a success.
-    const access = gw.logs.lines.find((l) => (l['req'] as { id?: string } | undefined)?.id === 'stderr-test-42');
+    const access = gw.logs.lines.find((l) => (l['req'] as { id?: string } | undefined)?.id === 'stderr-test-42' && l['res'] !== undefined);
     assert.equal((access?.['res'] as { statusCode?: number } | undefined)?.statusCode, 200);
   });
 });
