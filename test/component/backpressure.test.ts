@@ -4,12 +4,11 @@
  * read timeout is suspended meanwhile; resume() lets the response finish intact.
  */
 import assert from 'node:assert/strict';
-import { type TestContext, test } from 'node:test';
+import { test } from 'node:test';
 import { RecordType } from '../../src/protocol/constants.js';
 import { encodeEndRequest, encodeStreamChunk } from '../../src/protocol/encoder.js';
 import type { ExchangeController } from '../../src/upstream/exchange.js';
-import { ConnectionPool, type PoolOptions } from '../../src/upstream/pool.js';
-import { type FakeConnection, type FakeFpmOptions, assertPoolQuiet, patternBytes, startFakeFpm } from '../helpers/fake-fpm.js';
+import { type FakeConnection, assertPoolQuiet, patternBytes, startFakeWithPool } from '../helpers/fake-fpm.js';
 
 const PARAMS = { REQUEST_METHOD: 'GET', SCRIPT_FILENAME: '/srv/big.php' };
 const T = { timeout: 30_000 };
@@ -23,15 +22,7 @@ const STALL_LIMIT = TOTAL / 4;
 /** How long we watch a stalled responder. */
 const OBSERVE_MS = 300;
 
-async function setup(t: TestContext, fakeOptions: FakeFpmOptions = {}, poolOptions: PoolOptions = {}) {
-  const fake = await startFakeFpm(fakeOptions);
-  const pool = new ConnectionPool(fake.address, { probeLimits: false, ...poolOptions });
-  t.after(async () => {
-    pool.destroy();
-    await fake.close();
-  });
-  return { fake, pool };
-}
+const setup = startFakeWithPool;
 
 /** Collects STDOUT, checking every byte against the pattern as it arrives. */
 class PatternSink {

@@ -9,25 +9,17 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { type TestContext, test } from 'node:test';
+import { test } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import { ProtocolStatus, RecordType } from '../../src/protocol/constants.js';
 import { encodeRecord } from '../../src/protocol/encoder.js';
-import { ConnectionPool, type PoolOptions } from '../../src/upstream/pool.js';
-import { type FakeFpmOptions, assertPoolQuiet, patternBytes, startFakeFpm } from '../helpers/fake-fpm.js';
+import { ConnectionPool } from '../../src/upstream/pool.js';
+import { assertPoolQuiet, patternBytes, startFakeWithPool } from '../helpers/fake-fpm.js';
 
 const PARAMS = { REQUEST_METHOD: 'GET', SCRIPT_FILENAME: '/srv/index.php' };
 const T = { timeout: 20_000 };
 
-async function setup(t: TestContext, fakeOptions: FakeFpmOptions = {}, poolOptions: PoolOptions = {}) {
-  const fake = await startFakeFpm(fakeOptions);
-  const pool = new ConnectionPool(fake.address, { probeLimits: false, ...poolOptions });
-  t.after(async () => {
-    pool.destroy();
-    await fake.close();
-  });
-  return { fake, pool };
-}
+const setup = startFakeWithPool;
 
 test('a normal response arrives whole and the params and body reach the responder intact', T, async (t) => {
   const { fake, pool } = await setup(t, { script: (req, conn) => conn.respond(`len=${req.body.length}`) });

@@ -5,23 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
-import { type TestContext, test } from 'node:test';
+import { test } from 'node:test';
 import type { GatewayError } from '../../src/errors.js';
-import { ConnectionPool, type PoolOptions } from '../../src/upstream/pool.js';
-import { type FakeFpmOptions, assertPoolQuiet, patternBytes, startFakeFpm } from '../helpers/fake-fpm.js';
+import { assertPoolQuiet, patternBytes, startFakeWithPool } from '../helpers/fake-fpm.js';
 
 const PARAMS = { REQUEST_METHOD: 'GET', SCRIPT_FILENAME: '/srv/index.php' };
 const T = { timeout: 20_000 };
 
-async function setup(t: TestContext, fakeOptions: FakeFpmOptions = {}, poolOptions: PoolOptions = {}) {
-  const fake = await startFakeFpm(fakeOptions);
-  const pool = new ConnectionPool(fake.address, { probeLimits: false, ...poolOptions });
-  t.after(async () => {
-    pool.destroy();
-    await fake.close();
-  });
-  return { fake, pool };
-}
+const setup = startFakeWithPool;
 
 function errorOf(p: Promise<unknown>): Promise<GatewayError | null> {
   return p.then(() => null, (e: GatewayError) => e);

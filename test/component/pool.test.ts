@@ -4,25 +4,17 @@
  */
 import assert from 'node:assert/strict';
 import { getEventListeners } from 'node:events';
-import { type TestContext, test } from 'node:test';
+import { test } from 'node:test';
 import type { GatewayError } from '../../src/errors.js';
 import type { ExchangeController } from '../../src/upstream/exchange.js';
-import { type BufferedResponse, ConnectionPool, type PoolOptions } from '../../src/upstream/pool.js';
-import { type FakeFpmOptions, assertPoolQuiet, startFakeFpm } from '../helpers/fake-fpm.js';
+import { type BufferedResponse, ConnectionPool } from '../../src/upstream/pool.js';
+import { assertPoolQuiet, startFakeWithPool } from '../helpers/fake-fpm.js';
 
 const PARAMS = { REQUEST_METHOD: 'GET', SCRIPT_FILENAME: '/srv/index.php' };
 const T = { timeout: 20_000 };
 const HOLD = (): void => {}; // script that answers nothing: the test answers via nextRequest()
 
-async function setup(t: TestContext, fakeOptions: FakeFpmOptions = {}, poolOptions: PoolOptions = {}) {
-  const fake = await startFakeFpm(fakeOptions);
-  const pool = new ConnectionPool(fake.address, { probeLimits: false, ...poolOptions });
-  t.after(async () => {
-    pool.destroy();
-    await fake.close();
-  });
-  return { fake, pool };
-}
+const setup = startFakeWithPool;
 
 /** Outcome of a request as a value: the response, or the error. */
 function settle(p: Promise<BufferedResponse>): Promise<BufferedResponse | GatewayError> {

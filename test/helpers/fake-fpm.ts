@@ -27,6 +27,8 @@ import {
   encodeUnknownType,
 } from '../../src/protocol/encoder.js';
 import { decodePairs } from '../../src/protocol/params.js';
+import type { TestContext } from 'node:test';
+import { ConnectionPool, type PoolOptions } from '../../src/upstream/pool.js';
 
 /** One request as the fake received it. */
 export interface FakeRequest {
@@ -528,4 +530,22 @@ export function assertPoolQuiet(
   assert.equal(stats.failed, expected.failed, 'failed');
   assert.equal(stats.dispatched, stats.completed + stats.failed, 'dispatched = completed + failed');
   assert.equal(stats.connected, stats.idle, 'every open socket is idle');
+}
+
+/**
+ * A fake responder and a pool in front of it (no limits probe), both torn down after the test:
+ * the usual setup of the component tests.
+ */
+export async function startFakeWithPool(
+  t: TestContext,
+  fakeOptions: FakeFpmOptions = {},
+  poolOptions: PoolOptions = {},
+): Promise<{ fake: FakeFpm; pool: ConnectionPool }> {
+  const fake = await startFakeFpm(fakeOptions);
+  const pool = new ConnectionPool(fake.address, { probeLimits: false, ...poolOptions });
+  t.after(async () => {
+    pool.destroy();
+    await fake.close();
+  });
+  return { fake, pool };
 }
