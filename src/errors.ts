@@ -176,6 +176,27 @@ export class BodyTooLargeError extends GatewayError {
   }
 }
 
+/** The client sent no request-body bytes for `clientBodyTimeout` ms (nginx client_body_timeout). */
+export class BodyTimeoutError extends GatewayError {
+  constructor(timeoutMs: number) {
+    super('GW_ERR_BODY_TIMEOUT', `client sent no request body bytes for ${timeoutMs} ms`);
+  }
+}
+
+/** The client read nothing of the response for `sendTimeout` ms (nginx send_timeout): dropped. */
+export class ClientSendTimeoutError extends GatewayError {
+  constructor(timeoutMs: number) {
+    super('GW_ERR_CLIENT_SEND_TIMEOUT', `client read nothing of the response for ${timeoutMs} ms`);
+  }
+}
+
+/** A response spill file could not be written or read. */
+export class ResponseSpillError extends GatewayError {
+  constructor(cause: unknown) {
+    super('GW_ERR_RESPONSE_SPILL', `cannot spill the response to a temp file: ${describeSystemError(cause)}`, { cause });
+  }
+}
+
 /** Every code with its HTTP status. The only place that picks status codes. */
 export const ERROR_STATUS: Readonly<Record<string, number>> = Object.freeze({
   GW_ERR_CONFIG_INVALID: 500,
@@ -199,6 +220,9 @@ export const ERROR_STATUS: Readonly<Record<string, number>> = Object.freeze({
   GW_ERR_CGI_HEAD_INVALID: 502,
   GW_ERR_BODY_SOURCE: 400,
   GW_ERR_BODY_TOO_LARGE: 413,
+  GW_ERR_BODY_TIMEOUT: 408,
+  GW_ERR_CLIENT_SEND_TIMEOUT: 408,
+  GW_ERR_RESPONSE_SPILL: 502,
 });
 
 /** HTTP status for an error: its code's entry, else 500. */

@@ -5,11 +5,12 @@
  */
 import { chmodSync, rmSync } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { ConfigError } from './errors.js';
 import type { HandlerOptions } from './config/options.js';
 import { createFastCgiHandler, type FastCgiHandler } from './http/handler.js';
+import { lingerClose } from './http/linger.js';
 import { declaredLength } from './http/request-body.js';
 import { sendError } from './http/respond.js';
 import { type AccessLogFormat, createAccessLog, createLogger } from './logging/access-log.js';
@@ -43,6 +44,23 @@ export interface GatewayServer {
 
 const SERVER_KEYS = ['listen', 'accessLog', 'logger', 'headersTimeout', 'keepAliveTimeout', 'requestTimeout'] as const;
 
+/** Status for a request that node:http could not parse or that ran out of time. */
+function clientErrorStatus(code: string | undefined): number {
+  switch (code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return 431;
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return 408;
+    default:
+      return 400;
+  }
+}
+
+/** The raw reply to a request node:http could not parse (there is no res to write it with). */
+function errorReply(status: number): string {
+  return `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`;
+}
+
 /** Parse a listen string into node's listen arguments. */
 export function parseListen(listen: string): { path: string } | { host: string; port: number } {
   if (listen.startsWith('unix:')) return { path: listen.slice(5) };
@@ -64,15 +82,30 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
   const accessLog = logger ? createAccessLog(logger) : null;
   const maxBody = handler.options.maxBodySize;
 
+  /** The response of the latest request read on each socket: a client error answers after it. */
+  const lastResponse = new WeakMap<Socket, ServerResponse>();
   const serve = accessLog
     ? (req: IncomingMessage, res: ServerResponse): void => {
+        lastResponse.set(req.socket, res);
         accessLog(req, res);
         handler(req, res);
       }
-    : (req: IncomingMessage, res: ServerResponse): void => handler(req, res);
+    : (req: IncomingMessage, res: ServerResponse): void => {
+        lastResponse.set(req.socket, res);
+        handler(req, res);
+      };
 
-  const server = http.createServer({ keepAliveTimeout: options.keepAliveTimeout ?? 5000 }, serve);
-  server.headersTimeout = options.headersTimeout ?? 60_000;
+  const headersTimeout = options.headersTimeout ?? 60_000;
+  const server = http.createServer(
+    {
+      keepAliveTimeout: options.keepAliveTimeout ?? 5000,
+      // node checks head and request deadlines on this interval (30 s by default, so a 60 s
+      // header timeout fired after up to 90 s): check every second, or finer for short ones.
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(headersTimeout / 10) || 1000)),
+    },
+    serve,
+  );
+  server.headersTimeout = headersTimeout;
   server.requestTimeout = options.requestTimeout ?? 0;
   // Expect: 100-continue — refuse an oversized body before the client sends it.
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
@@ -86,13 +119,45 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     res.writeContinue();
     serve(req, res);
   });
-  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+  const answered = new WeakSet<Socket>();
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    if (answered.has(socket)) return;
+    answered.add(socket);
     if (err.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();
       return;
     }
-    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
-    socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    const status = clientErrorStatus(err.code);
+    const reply = (): void => {
+      if (!socket.writable) {
+        socket.destroy();
+        return;
+      }
+      lingerClose(socket, errorReply(status));
+    };
+    const pending = lastResponse.get(socket);
+    const live = pending !== undefined && !pending.writableFinished && !pending.destroyed;
+    if (live && pending.req && !pending.req.complete) {
+      // The bad bytes (or the client's close) are inside that request's body: it cannot
+      // complete. Say 400 if nothing of its response went out yet, then drop the connection;
+      // the request sees its body abort and releases what it holds.
+      if (err.code !== 'HPE_INVALID_EOF_STATE' && socket.writable && !pending.headersSent) {
+        socket.end(errorReply(status), () => socket.destroy());
+      } else {
+        socket.destroy();
+      }
+      return;
+    }
+    // HTTP/1.1 answers in request order: requests read before the bad bytes are answered
+    // first, then the error, then the connection closes.
+    if (!live) {
+      reply();
+      return;
+    }
+    pending.once('finish', reply);
+    pending.once('close', () => {
+      if (!pending.writableFinished) socket.destroy();
+    });
   });
 
   const target = parseListen(options.listen ?? '127.0.0.1:8080');

@@ -44,9 +44,38 @@ export interface HandlerOptions {
   readonly serverName?: string | null;
   /** Largest request body accepted, else 413 (default 1 GiB; 0: no limit). */
   readonly maxBodySize?: number;
-  /** Chunked bodies are held in memory up to this size, then spooled to a temp file (default 1 MiB). */
+  /**
+   * Read the whole request body before taking an upstream connection, as nginx's
+   * `fastcgi_request_buffering on` does (default true), so that a slow uploader never holds a
+   * php-fpm worker. false streams bodies that have a Content-Length into FCGI_STDIN as they
+   * arrive (chunked bodies are always collected: php-fpm needs the length first).
+   */
+  readonly requestBuffering?: boolean;
+  /** Request-body bytes held in memory; the rest goes to an unlinked temp file (default 64 KiB). */
   readonly bodyBufferSize?: number;
-  /** Directory for spooled bodies (default the OS temp dir). */
+  /**
+   * Longest gap between two request-body chunks, ms (default 60000, nginx `client_body_timeout`;
+   * 0: none). While buffering: 408 and the connection closed. While streaming: the upstream
+   * request is abandoned.
+   */
+  readonly clientBodyTimeout?: number;
+  /**
+   * Response bytes held in memory for a client slower than the upstream before the rest is
+   * spilled to a temp file (default 64 KiB).
+   */
+  readonly responseBufferSize?: number;
+  /**
+   * Most response bytes spilled to a temp file per response and not yet sent (default 1 GiB,
+   * nginx `fastcgi_max_temp_file_size`); past it the upstream is paused until the client
+   * catches up. 0: no spill, pure backpressure (a slow client then holds its php-fpm worker).
+   */
+  readonly maxResponseSpill?: number;
+  /**
+   * A client that reads nothing of a response for this long is dropped, ms (default 60000,
+   * nginx `send_timeout`; 0: never).
+   */
+  readonly sendTimeout?: number;
+  /** Directory for temp files (spooled bodies, spilled responses; default the OS temp dir). */
   readonly tmpDir?: string;
   /** Largest CGI response head, else 502 (default 64 KiB). */
   readonly maxHeadSize?: number;
@@ -78,7 +107,12 @@ export const HANDLER_DEFAULTS = Object.freeze({
   trustedProxies: Object.freeze([]),
   serverName: null,
   maxBodySize: 1024 * 1024 * 1024, // 1 GiB
-  bodyBufferSize: 1024 * 1024, // 1 MiB
+  requestBuffering: true,
+  bodyBufferSize: 64 * 1024, // 64 KiB
+  clientBodyTimeout: 60_000, // ms
+  responseBufferSize: 64 * 1024, // 64 KiB
+  maxResponseSpill: 1024 * 1024 * 1024, // 1 GiB
+  sendTimeout: 60_000, // ms
   tmpDir: '',
   maxHeadSize: 64 * 1024, // 64 KiB
   maxLocalRedirects: 10,
@@ -105,6 +139,11 @@ export function resolveHandlerOptions(input: HandlerOptions, tmpDirDefault: stri
   };
   nonNegInt('maxBodySize', o.maxBodySize);
   nonNegInt('bodyBufferSize', o.bodyBufferSize);
+  nonNegInt('clientBodyTimeout', o.clientBodyTimeout);
+  nonNegInt('responseBufferSize', o.responseBufferSize);
+  nonNegInt('maxResponseSpill', o.maxResponseSpill);
+  nonNegInt('sendTimeout', o.sendTimeout);
+  if (typeof o.requestBuffering !== 'boolean') throw new ConfigError('requestBuffering must be a boolean');
   nonNegInt('maxHeadSize', o.maxHeadSize);
   nonNegInt('maxLocalRedirects', o.maxLocalRedirects);
   nonNegInt('maxStderrLog', o.maxStderrLog);

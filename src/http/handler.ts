@@ -18,8 +18,10 @@ import { isRejection, parseRequestTarget } from '../cgi/uri.js';
 import { type HandlerOptions, type ResolvedHandlerOptions, resolveHandlerOptions } from '../config/options.js';
 import { GatewayError, statusFor } from '../errors.js';
 import { ConnectionPool } from '../upstream/pool.js';
+import { whenClientGone } from './client-gone.js';
+import { lingerWhenDone } from './linger.js';
 import { type PreparedBody, prepareBody } from './request-body.js';
-import { type LoggerLike, NO_LOG, ResponseRelay, type ResponseHooks, sendError, type UpstreamTiming } from './respond.js';
+import { type LoggerLike, NO_LOG, type RelayOptions, ResponseRelay, type ResponseHooks, sendError, type UpstreamTiming } from './respond.js';
 import { encodePath, FileKindCache, route } from './router.js';
 import { SmallFileCache } from './small-files.js';
 
@@ -58,6 +60,11 @@ export function createFastCgiHandler(options: HandlerOptions, deps: HandlerDeps 
   const trusted = new Set(o.trustedProxies.map(stripV4Mapped));
   const files = new FileKindCache(o.statCacheTtl);
   const smallFiles = new SmallFileCache({ ttl: o.statCacheTtl });
+  const relayOptions: RelayOptions = {
+    maxHeadSize: o.maxHeadSize,
+    maxStderrLog: o.maxStderrLog,
+    spill: { memory: o.responseBufferSize, maxSpill: o.maxResponseSpill, tmpDir: o.tmpDir, sendTimeout: o.sendTimeout },
+  };
 
   const handler = ((req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void): void => {
     const log: LoggerLike = (req as IncomingMessage & { log?: LoggerLike }).log ?? NO_LOG;
@@ -106,7 +113,7 @@ export function createFastCgiHandler(options: HandlerOptions, deps: HandlerDeps 
   ): void {
     let prepared: PreparedBody | Promise<PreparedBody>;
     if (redirectUri !== null) {
-      prepared = { body: null, contentLength: null, cleanup() {} };
+      prepared = { body: null, contentLength: null, streamed: false, cleanup() {} };
     } else {
       try {
         prepared = prepareBody(req, o);
@@ -134,14 +141,16 @@ export function createFastCgiHandler(options: HandlerOptions, deps: HandlerDeps 
     redirectUri: string | null,
     prepared: PreparedBody,
   ): void {
-    if (res.destroyed || res.writableEnded) {
+    if (res.destroyed || res.writableEnded || req.socket.destroyed) {
+      // The client left while its body was being read: nothing to send it to.
       prepared.cleanup();
       return;
     }
     const info = requestInfo(req, trusted, redirectUri);
     const contentType = redirectUri === null ? (req.headers['content-type'] ?? null) : null;
     const params = buildCgiParams(info, target, settings, { contentLength: prepared.contentLength, contentType });
-    let closeListener: (() => void) | null = null;
+    let stopWatching: (() => void) | null = null;
+    let finished = false;
     const hooks: ResponseHooks = {
       localRedirect: (location) => {
         if (depth >= o.maxLocalRedirects) {
@@ -163,24 +172,25 @@ export function createFastCgiHandler(options: HandlerOptions, deps: HandlerDeps 
       },
       onDone: () => {
         prepared.cleanup();
-        if (closeListener) res.removeListener('close', closeListener);
+        finished = true;
+        stopWatching?.();
       },
     };
     if (o.sendfile) hooks.sendfile = (head) => trySendfile(req, res, head, log);
-    const relay = new ResponseRelay(req, res, log, o.maxHeadSize, o.maxStderrLog, hooks);
+    const relay = new ResponseRelay(req, res, log, relayOptions, hooks);
     (res as ServerResponse & GatewayResponseInfo).upstreamTiming = relay.timing;
     let controller;
     try {
-      controller = pool.dispatch({ params, body: prepared.body }, relay);
+      controller = pool.dispatch({ params, body: prepared.body, bodyTimeout: prepared.streamed ? o.clientBodyTimeout : 0 }, relay);
     } catch (err) {
       prepared.cleanup();
       failEarly(req, res, err, log);
       return;
     }
-    closeListener = () => {
+    if (finished) return;
+    stopWatching = whenClientGone(req, res, () => {
       if (!res.writableFinished) controller.abort(new Error('client closed the connection'));
-    };
-    res.on('close', closeListener);
+    });
   }
 
   /** X-Accel-Redirect / X-Sendfile: serve the named file under `sendfile.root` instead. */
@@ -241,6 +251,7 @@ function serveFile(req: IncomingMessage, res: ServerResponse, root: string, path
 function drainAndReply(req: IncomingMessage, res: ServerResponse, status: number): void {
   if (!req.complete && (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined)) {
     res.shouldKeepAlive = false;
+    lingerWhenDone(req.socket);
     req.resume();
   }
   sendError(res, status);

@@ -1,26 +1,51 @@
 /**
- * The request body as php-fpm needs it: with an exact CONTENT_LENGTH. A body with a
- * Content-Length streams straight through (backpressure is the exchange's job). A chunked body
- * has no length up front and php-fpm ignores a body without one, so it is collected first: in
- * memory up to `bodyBufferSize`, then in a temp file (mode 0600) that `cleanup()` always removes.
+ * The request body as php-fpm needs it: with an exact CONTENT_LENGTH.
+ *
+ * Buffered (the default, nginx's `fastcgi_request_buffering on`): the whole body is read
+ * before the request takes an upstream connection, in memory up to `bodyBufferSize`, then in
+ * an anonymous temp file (see temp-file.ts), within `maxBodySize`. A slow uploader then costs
+ * a socket and a few KiB, never a php-fpm worker. Every gap between body chunks is bounded by
+ * `clientBodyTimeout` (408).
+ *
+ * Streamed (`requestBuffering: false`): a body with a Content-Length goes straight into
+ * FCGI_STDIN as it arrives (the exchange bounds the gaps). A chunked body has no length up
+ * front and php-fpm ignores a body without one, so it is always collected first.
  */
-import { createReadStream, createWriteStream, rmSync, type WriteStream } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
-import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { randomBytes } from 'node:crypto';
-import { BodySourceError, BodyTooLargeError } from '../errors.js';
+import { BodySourceError, BodyTimeoutError, BodyTooLargeError, type GatewayError } from '../errors.js';
+import { TempFile } from './temp-file.js';
 
 /** A body ready for FCGI_STDIN. */
 export interface PreparedBody {
   readonly body: Buffer | Readable | null;
   /** CONTENT_LENGTH; null when the request has no body at all. */
   readonly contentLength: number | null;
-  /** Remove any temp file. Idempotent. */
+  /** True when `body` is the client's request stream itself (streamed, not buffered). */
+  readonly streamed: boolean;
+  /** Release the temp file, if any. Idempotent; safe before, during and after the upload. */
   cleanup(): void;
 }
 
+/** The limits prepareBody works within (a subset of the handler options). */
+export interface BodyLimits {
+  /** Largest body accepted, else 413 (0: no limit). */
+  readonly maxBodySize: number;
+  /** Bytes held in memory before the rest goes to a temp file. */
+  readonly bodyBufferSize: number;
+  /** Directory of the temp files. */
+  readonly tmpDir: string;
+  /** Longest gap between two body chunks while collecting, ms (0: none). */
+  readonly clientBodyTimeout: number;
+  /** Collect bodies with a Content-Length too (default behaviour), not only chunked ones. */
+  readonly requestBuffering: boolean;
+}
+
 const NOTHING = (): void => {};
+const NO_BODY: PreparedBody = Object.freeze({ body: null, contentLength: null, streamed: false, cleanup: NOTHING });
+
+/** Written to the temp file but not yet on disk: above this the client is paused. */
+const MAX_PENDING_DISK = 1024 * 1024;
 
 /** Content-Length of a request: a number, null when absent, or an error for a bad value. */
 export function declaredLength(req: IncomingMessage): number | null | BodySourceError {
@@ -31,94 +56,142 @@ export function declaredLength(req: IncomingMessage): number | null | BodySource
 }
 
 /**
- * Prepare the body. Resolves at once for bodies with a length (or none); for chunked ones,
- * once the whole body is held. Rejects with BodyTooLargeError (413) or BodySourceError (400).
+ * Prepare the body. Returns at once for no body or a streamed one; otherwise resolves once
+ * the whole body is held. Throws or rejects with BodyTooLargeError (413), BodyTimeoutError
+ * (408) or BodySourceError (400: bad length, client gone, spool failure).
  */
-export function prepareBody(
-  req: IncomingMessage,
-  limits: { readonly maxBodySize: number; readonly bodyBufferSize: number; readonly tmpDir: string },
-): PreparedBody | Promise<PreparedBody> {
+export function prepareBody(req: IncomingMessage, limits: BodyLimits): PreparedBody | Promise<PreparedBody> {
   const len = declaredLength(req);
   if (len instanceof BodySourceError) throw len;
   if (len !== null) {
     if (limits.maxBodySize > 0 && len > limits.maxBodySize) throw new BodyTooLargeError(limits.maxBodySize);
-    return { body: len === 0 ? null : req, contentLength: len, cleanup: NOTHING };
+    if (len === 0) return { body: null, contentLength: 0, streamed: false, cleanup: NOTHING };
+    if (!limits.requestBuffering) return { body: req, contentLength: len, streamed: true, cleanup: NOTHING };
+    return collect(req, limits, len);
   }
-  if (req.headers['transfer-encoding'] === undefined) return { body: null, contentLength: null, cleanup: NOTHING };
-  return spool(req, limits);
+  if (req.headers['transfer-encoding'] === undefined) return NO_BODY;
+  return collect(req, limits, null);
 }
 
-function spool(
-  req: IncomingMessage,
-  limits: { readonly maxBodySize: number; readonly bodyBufferSize: number; readonly tmpDir: string },
-): Promise<PreparedBody> {
+/** Read the whole body: memory first, then a temp file. `expected` is the Content-Length. */
+function collect(req: IncomingMessage, limits: BodyLimits, expected: number | null): Promise<PreparedBody> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let total = 0;
-    let file: WriteStream | null = null;
-    let filePath: string | null = null;
+    let file: TempFile | null = null;
+    /** The temp file is being created; chunks wait in `chunks` meanwhile. */
+    let opening = false;
+    let ended = false;
     let settled = false;
-    const cleanup = (): void => {
-      if (filePath) rmSync(filePath, { force: true });
-      filePath = null;
+    let timer: NodeJS.Timeout | null = null;
+    // A declared length over the memory threshold goes to disk from the first byte.
+    const toDisk = (n: number): boolean => n > limits.bodyBufferSize;
+
+    const release = (): void => {
+      file?.close();
+      file = null;
     };
-    const fail = (err: Error): void => {
+    const fail = (err: GatewayError): void => {
       if (settled) return;
       settled = true;
       detach();
-      file?.destroy();
-      cleanup();
+      release();
       reject(err);
     };
+    const finish = (): void => {
+      if (settled || !ended || opening) return;
+      if (file === null) {
+        settled = true;
+        resolve({ body: total === 0 ? null : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total), contentLength: total, streamed: false, cleanup: NOTHING });
+        return;
+      }
+      if (file.pending > 0) return; // the last append's callback calls finish again
+      if (file.error) {
+        fail(new BodySourceError(`cannot spool request body: ${file.error.message}`, { cause: file.error }));
+        return;
+      }
+      settled = true;
+      const f = file;
+      resolve({ body: total === 0 ? null : f.stream(), contentLength: total, streamed: false, cleanup: () => f.close() });
+    };
+    const afterAppend = (err: Error | null): void => {
+      if (err) {
+        fail(new BodySourceError(`cannot spool request body: ${err.message}`, { cause: err }));
+        return;
+      }
+      if (file !== null && file.pending <= MAX_PENDING_DISK / 2 && req.isPaused() && !ended) req.resume();
+      finish();
+    };
+    const toFile = (chunk: Buffer): void => {
+      file!.append(chunk, afterAppend);
+      if (file!.pending > MAX_PENDING_DISK) req.pause();
+    };
+    const openFile = (): void => {
+      opening = true;
+      TempFile.create(limits.tmpDir).then(
+        (f) => {
+          opening = false;
+          if (settled) {
+            f.close();
+            return;
+          }
+          file = f;
+          for (const c of chunks.splice(0)) toFile(c);
+          finish();
+        },
+        (err: Error) => {
+          opening = false;
+          fail(new BodySourceError(`cannot spool request body: ${err.message}`, { cause: err }));
+        },
+      );
+    };
+
     const onData = (chunk: Buffer): void => {
+      timer?.refresh();
       total += chunk.length;
       if (limits.maxBodySize > 0 && total > limits.maxBodySize) {
         fail(new BodyTooLargeError(limits.maxBodySize));
         return;
       }
-      if (file === null && total <= limits.bodyBufferSize) {
-        chunks.push(chunk);
+      if (file !== null) {
+        toFile(chunk);
         return;
       }
-      if (file === null) {
-        filePath = join(limits.tmpDir, `fcgi-body-${process.pid}-${randomBytes(8).toString('hex')}`);
-        file = createWriteStream(filePath, { mode: 0o600 });
-        file.on('error', (e) => fail(new BodySourceError(`cannot spool request body: ${e.message}`, { cause: e })));
-        for (const c of chunks.splice(0)) file.write(c);
-      }
-      if (!file.write(chunk)) {
-        req.pause();
-        file.once('drain', () => req.resume());
-      }
+      chunks.push(chunk);
+      if (!opening && toDisk(expected ?? total)) openFile();
     };
     const onEnd = (): void => {
-      if (settled) return;
+      ended = true;
       detach();
-      if (file === null) {
-        settled = true;
-        resolve({ body: total === 0 ? null : Buffer.concat(chunks, total), contentLength: total, cleanup: NOTHING });
+      if (expected !== null && total !== expected) {
+        // node:http ends a Content-Length body after exactly that many bytes; anything else
+        // means the stream was cut.
+        fail(new BodySourceError(`request body ended after ${total} of ${expected} bytes`));
         return;
       }
-      const path = filePath!;
-      file.end(() => {
-        if (settled) return;
-        settled = true;
-        resolve({ body: createReadStream(path), contentLength: total, cleanup });
-      });
+      finish();
     };
     const onError = (e: Error): void => fail(new BodySourceError(`request body failed: ${e.message}`, { cause: e }));
     const onClose = (): void => {
-      if (!req.complete) fail(new BodySourceError('client closed the connection before the body ended'));
+      if (!ended) fail(new BodySourceError('client closed the connection before the body ended'));
     };
+    const onTimeout = (): void => fail(new BodyTimeoutError(limits.clientBodyTimeout));
     const detach = (): void => {
+      if (timer !== null) clearTimeout(timer);
+      timer = null;
       req.removeListener('data', onData);
       req.removeListener('end', onEnd);
       req.removeListener('error', onError);
       req.removeListener('close', onClose);
     };
+    if (limits.clientBodyTimeout > 0) {
+      timer = setTimeout(onTimeout, limits.clientBodyTimeout);
+      timer.unref();
+    }
     req.on('data', onData);
     req.on('end', onEnd);
     req.on('error', onError);
     req.on('close', onClose);
+    if (req.destroyed && !req.readableEnded) onClose();
   });
 }

@@ -9,6 +9,7 @@ import { type CgiHead, CgiHeadParser } from '../cgi/response-head.js';
 import { CgiHeadInvalidError, type GatewayError, statusFor } from '../errors.js';
 import type { EndRequest } from '../protocol/decoder.js';
 import type { ExchangeController, ExchangeHandler } from '../upstream/exchange.js';
+import { type SpillOptions, SpillingWriter } from './response-spill.js';
 
 /** Logger shape used by the HTTP layer (pino-compatible subset). */
 export interface LoggerLike {
@@ -45,6 +46,16 @@ export interface UpstreamTiming {
   bytes: number;
 }
 
+/** Limits of one relay. */
+export interface RelayOptions {
+  /** Largest CGI head, else 502. */
+  readonly maxHeadSize: number;
+  /** STDERR bytes logged; the rest is counted only. */
+  readonly maxStderrLog: number;
+  /** How a client slower than the upstream is absorbed (see response-spill.ts). */
+  readonly spill: SpillOptions;
+}
+
 /** See the module comment. */
 export class ResponseRelay implements ExchangeHandler {
   readonly #req: IncomingMessage;
@@ -53,6 +64,9 @@ export class ResponseRelay implements ExchangeHandler {
   readonly #parser: CgiHeadParser;
   readonly #hooks: ResponseHooks;
   readonly #maxStderrLog: number;
+  readonly #spill: SpillOptions;
+  /** Created with the head: the body goes through it (spill instead of pinning the upstream). */
+  #writer: SpillingWriter | null = null;
   readonly #started = performance.now();
   #controller: ExchangeController | null = null;
   #head: CgiHead | null = null;
@@ -66,13 +80,14 @@ export class ResponseRelay implements ExchangeHandler {
   #stderrBuf = '';
   readonly timing: UpstreamTiming = { connect: -1, firstByte: -1, bytes: 0 };
 
-  constructor(req: IncomingMessage, res: ServerResponse, log: LoggerLike, maxHeadSize: number, maxStderrLog: number, hooks: ResponseHooks = {}) {
+  constructor(req: IncomingMessage, res: ServerResponse, log: LoggerLike, options: RelayOptions, hooks: ResponseHooks = {}) {
     this.#req = req;
     this.#res = res;
     this.#log = log;
-    this.#parser = new CgiHeadParser({ maxHeadSize });
+    this.#parser = new CgiHeadParser({ maxHeadSize: options.maxHeadSize });
     this.#hooks = hooks;
-    this.#maxStderrLog = maxStderrLog;
+    this.#maxStderrLog = options.maxStderrLog;
+    this.#spill = options.spill;
   }
 
   onStart(controller: ExchangeController): void {
@@ -193,13 +208,16 @@ export class ResponseRelay implements ExchangeHandler {
       this.#hooks.onDone?.(null);
       return;
     }
-    if (this.#declaredLength >= 0 && this.#sent < this.#declaredLength && this.#req.method !== 'HEAD' && hasBody(res.statusCode)) {
+    const short = this.#declaredLength >= 0 && this.#sent < this.#declaredLength && this.#req.method !== 'HEAD' && hasBody(res.statusCode);
+    if (short) {
       // The backend promised more than it sent: do not let the client read a short body as whole.
       this.#log.error({ code: 'GW_ERR_UPSTREAM_SHORT_BODY', declared: this.#declaredLength, sent: this.#sent }, 'upstream sent less than its Content-Length');
-      res.destroy();
-    } else {
-      res.end();
     }
+    // The upstream is done (its connection goes back to the pool now); the writer sends what
+    // it still holds and ends (or, for a short body, drops) the response.
+    if (this.#writer) this.#writer.end(short);
+    else if (short) res.destroy();
+    else res.end();
     this.#hooks.onDone?.(null);
   }
 
@@ -208,6 +226,7 @@ export class ResponseRelay implements ExchangeHandler {
     this.#flushStderr();
     const res = this.#res;
     if (err.code !== 'GW_ERR_UPSTREAM_ABORTED') this.#log.error({ err, code: err.code }, err.message);
+    this.#writer?.destroy();
     if (res.headersSent) {
       res.destroy();
     } else if (!res.destroyed && !res.writableEnded) {
@@ -234,6 +253,15 @@ export class ResponseRelay implements ExchangeHandler {
     res.writeHead(status, head.reason || STATUS_CODES[status] || '', flat);
   }
 
+  readonly #writerEvents = {
+    resume: (): void => this.#controller?.resume(),
+    failed: (err: GatewayError): void => {
+      this.#log.warn({ code: err.code, err }, err.message);
+      // The client is being dropped: stop the upstream too if it is still sending.
+      this.#controller?.abort(err);
+    },
+  };
+
   /** A body byte arrived for a local-redirect candidate: it is an ordinary redirect after all. */
   #release(chunk: Buffer): boolean {
     this.#redirectPending = false;
@@ -250,14 +278,10 @@ export class ResponseRelay implements ExchangeHandler {
     }
     this.#sent += data.length;
     this.timing.bytes = this.#sent;
-    if (this.#res.write(data)) return true;
-    this.#res.once('drain', this.#onDrain);
-    return false;
+    // Made on the first streamed chunk: a response that arrives whole never needs one.
+    this.#writer ??= new SpillingWriter(this.#res, this.#spill, this.#writerEvents);
+    return this.#writer.write(data);
   }
-
-  #onDrain = (): void => {
-    this.#controller?.resume();
-  };
 
   #flushStderr(): void {
     if (this.#stderrBuf.trim() !== '') this.#log.warn({ stderr: this.#stderrBuf }, 'upstream stderr');
@@ -278,7 +302,7 @@ export function sendError(res: ServerResponse, status: number, extraHeaders: Rec
     ...extraHeaders,
   };
   if (status === 503 && !('Retry-After' in extraHeaders)) headers['Retry-After'] = '1';
-  if (status === 413 || status === 400 || status === 431) headers['Connection'] = 'close';
+  if (status === 413 || status === 400 || status === 431 || status === 408) headers['Connection'] = 'close';
   try {
     res.writeHead(status, headers);
     res.end(res.req?.method === 'HEAD' ? undefined : body);

@@ -9,7 +9,7 @@
  *                    body byte sent so far is still held for replay
  */
 import type { Readable } from 'node:stream';
-import { AbortedError, BodySourceError, type GatewayError, UpstreamClosedError } from '../errors.js';
+import { AbortedError, BodySourceError, BodyTimeoutError, type GatewayError, UpstreamClosedError } from '../errors.js';
 import { RecordType, Role } from '../protocol/constants.js';
 import type { EndRequest } from '../protocol/decoder.js';
 import { encodeRequestHead, encodeStreamChunk, encodeStreamEnd, frameStreamChunk } from '../protocol/encoder.js';
@@ -28,6 +28,12 @@ export interface FastCgiRequest {
   readonly role?: Role;
   /** Aborts the request: queued → removed; running → socket closed. */
   readonly signal?: AbortSignal | undefined;
+  /**
+   * For a Readable body: longest wait for its next chunk while the upstream is ready for it,
+   * ms (0 or absent: none) → GW_ERR_BODY_TIMEOUT. Time spent waiting for the upstream to
+   * drain, or in the pool queue, does not count.
+   */
+  readonly bodyTimeout?: number | undefined;
 }
 
 /** Receives the response. Exactly one of onEnd / onError is called, once. */
@@ -109,6 +115,8 @@ export class Exchange implements ExchangeController {
   onAbortQueued: ((ex: Exchange) => void) | null = null;
   readonly #signal: AbortSignal | undefined;
   #onSignal: (() => void) | null = null;
+  readonly #bodyTimeout: number;
+  #bodyTimer: NodeJS.Timeout | null = null;
 
   constructor(request: FastCgiRequest, handler: ExchangeHandler, keepConn: boolean, retryBufferSize: number) {
     this.handler = handler;
@@ -121,6 +129,7 @@ export class Exchange implements ExchangeController {
     // Encoded once here so that a param too large for php-fpm fails before taking a socket.
     this.head = encodeRequestHead(1, request.role ?? Role.Responder, keepConn, request.params, noBody);
     this.#retryBufferSize = retryBufferSize;
+    this.#bodyTimeout = request.bodyTimeout ?? 0;
     this.#signal = request.signal;
     if (this.#signal) {
       if (this.#signal.aborted) {
@@ -194,13 +203,19 @@ export class Exchange implements ExchangeController {
       const parts = [this.head];
       if (this.#replay) for (const chunk of this.#replay) parts.push(...frameStdin(chunk));
       if (this.#streamEnded) parts.push(STDIN_END);
+      if (!this.#streamEnded && (body.destroyed || body.readableAborted)) {
+        // The source died while this request waited for a connection (a client that hung up
+        // behind a pipelined request): its 'close' is gone, so waiting would never end.
+        this.fail(new BodySourceError('request body stream closed before its end'));
+        return;
+      }
       const ok = transport.writev(parts);
       if (this.#streamEnded) {
         this.#finishBody(transport, ok);
       } else {
         this.#attachStream(body);
         if (!ok) this.#waitDrain(transport);
-        else body.resume();
+        else this.#awaitBody(body);
       }
     }
   }
@@ -240,6 +255,31 @@ export class Exchange implements ExchangeController {
     body.once('close', l.close);
   }
 
+  /** Resume the body source and bound the wait for its next chunk. */
+  #awaitBody(body: Readable): void {
+    body.resume();
+    if (this.#bodyTimeout <= 0 || this.#streamEnded) return;
+    if (this.#bodyTimer === null) {
+      this.#bodyTimer = setTimeout(this.#onBodyTimeout, this.#bodyTimeout);
+      this.#bodyTimer.unref();
+    } else {
+      this.#bodyTimer.refresh();
+    }
+  }
+
+  #stopBodyTimer(): void {
+    if (this.#bodyTimer !== null) clearTimeout(this.#bodyTimer);
+    this.#bodyTimer = null;
+  }
+
+  #onBodyTimeout = (): void => {
+    this.#bodyTimer = null;
+    if (this.#state !== STATE_RUNNING) return;
+    const transport = this.#transport;
+    this.fail(new BodyTimeoutError(this.#bodyTimeout));
+    transport?.destroy();
+  };
+
   #detachStream(): void {
     const body = this.#body;
     if (!this.#streamAttached || body === null || Buffer.isBuffer(body)) return;
@@ -268,22 +308,26 @@ export class Exchange implements ExchangeController {
       return;
     }
     if (!transport.writev(frameStdin(chunk))) this.#waitDrain(transport);
+    else this.#bodyTimer?.refresh();
   }
 
 
   #waitDrain(transport: ExchangeTransport): void {
     const body = this.#body as Readable;
     body.pause();
+    // Waiting on the upstream now (its writeTimeout applies), not on the client.
+    this.#stopBodyTimer();
     if (this.#waitingDrain) return;
     this.#waitingDrain = true;
     transport.onceDrain(() => {
       this.#waitingDrain = false;
-      if (this.#state === STATE_RUNNING && this.#transport === transport) body.resume();
+      if (this.#state === STATE_RUNNING && this.#transport === transport) this.#awaitBody(body);
     });
   }
 
   #onBodyEnd(): void {
     this.#streamEnded = true;
+    this.#stopBodyTimer();
     const transport = this.#transport;
     if (this.#state === STATE_RUNNING && transport !== null) this.#finishBody(transport, transport.write(STDIN_END));
   }
@@ -306,6 +350,7 @@ export class Exchange implements ExchangeController {
     this.#transport = null;
     this.#state = STATE_QUEUED;
     this.#waitingDrain = false;
+    this.#stopBodyTimer();
     const body = this.#body;
     if (body !== null && !Buffer.isBuffer(body)) body.pause();
   }
@@ -355,6 +400,7 @@ export class Exchange implements ExchangeController {
     if (this.#state === STATE_DONE) return false;
     this.#state = STATE_DONE;
     this.#replay = null;
+    this.#stopBodyTimer();
     this.#detachStream();
     if (this.#onSignal && this.#signal) this.#signal.removeEventListener('abort', this.#onSignal);
     this.#onSignal = null;

@@ -10,7 +10,7 @@
  * Everything is torn down by `close()`: client, gateway, php-fpm (by its PID), temp dir.
  */
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -313,6 +313,23 @@ export async function waitFor(cond: () => boolean, what: string, timeoutMs = 10_
     if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/**
+ * Files under `dir` that this process holds open, deleted or not (temp files are unlinked
+ * at once, so only their descriptors show that they exist): /proc/self/fd link targets.
+ */
+export function openFilesUnder(dir: string, pid: number | 'self' = 'self'): string[] {
+  const out: string[] = [];
+  for (const fd of listDir(`/proc/${pid}/fd`)) {
+    try {
+      const target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      if (target.startsWith(dir + '/')) out.push(target);
+    } catch {
+      // closed between the listing and the readlink
+    }
+  }
+  return out;
 }
 
 /** Entries of a directory (empty list when it does not exist). */

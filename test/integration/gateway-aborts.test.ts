@@ -8,7 +8,7 @@ import { readdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { type GatewayFixture, listDir, startGateway, waitFor } from '../helpers/gateway.js';
+import { type GatewayFixture, listDir, openFilesUnder, startGateway, waitFor } from '../helpers/gateway.js';
 import { type PhpFpm, startPhpFpm } from '../helpers/php-fpm.js';
 
 let fpm: PhpFpm;
@@ -34,9 +34,9 @@ const quiet = (): boolean => {
 const openFds = (): number => readdirSync('/proc/self/fd').length;
 
 /** Connect, write `head` (+ `body`), resolve once `bytes` response bytes arrived (0: once written). */
-function connectAndWrite(head: string, body: Buffer | null, bytes: number): Promise<net.Socket> {
+function connectAndWrite(head: string, body: Buffer | null, bytes: number, port = gw.port): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const sock = net.connect({ host: '127.0.0.1', port: gw.port });
+    const sock = net.connect({ host: '127.0.0.1', port });
     let got = 0;
     sock.on('error', () => {});
     sock.once('close', () => reject(new Error(`closed after ${got} bytes`)));
@@ -85,21 +85,43 @@ describe('client aborts', () => {
     assert.equal((await gw.fetch('/hello.php')).text, 'hello from php');
   });
 
-  test('mid-request body with Content-Length: exchange abandoned, pool quiet', async () => {
+  test('mid-request body with Content-Length (buffered): never dispatched, temp file released', async () => {
     const before = gw.gw.handler.pool.stats;
     const sock = await connectAndWrite(
       `POST /echo.php HTTP/1.1\r\nHost: x\r\nContent-Length: ${10 * 1024 * 1024}\r\n\r\n`,
       Buffer.alloc(512 * 1024, 0x61),
       0,
     );
-    await waitFor(() => gw.gw.handler.pool.stats.dispatched > before.dispatched, 'the body to be streamed upstream');
+    await waitFor(() => openFilesUnder(gw.dirs.tmp).length === 1, 'the body to be buffered in a temp file');
     await destroy(sock);
-    await waitFor(quiet, 'the pool to be quiet after the abort');
+    await waitFor(() => openFilesUnder(gw.dirs.tmp).length === 0, 'the temp file to be closed');
     const after = gw.gw.handler.pool.stats;
+    assert.equal(after.dispatched, before.dispatched, 'an incomplete body never reaches php-fpm');
+    assert.equal((await gw.fetch('/hello.php')).text, 'hello from php');
+  });
+
+  test('mid-request body with Content-Length (requestBuffering off): exchange abandoned, pool quiet', async (t) => {
+    const streaming = await startGateway({ fpm, gateway: { pool: { connections: CONNECTIONS }, requestBuffering: false } });
+    t.after(() => streaming.close());
+    const before = streaming.gw.handler.pool.stats;
+    const sock = await connectAndWrite(
+      `POST /echo.php HTTP/1.1\r\nHost: x\r\nContent-Length: ${10 * 1024 * 1024}\r\n\r\n`,
+      Buffer.alloc(512 * 1024, 0x61),
+      0,
+      streaming.port,
+    );
+    await waitFor(() => streaming.gw.handler.pool.stats.dispatched > before.dispatched, 'the body to be streamed upstream');
+    await destroy(sock);
+    const quietHere = (): boolean => {
+      const s = streaming.gw.handler.pool.stats;
+      return s.busy === 0 && s.queued === 0 && s.connecting === 0;
+    };
+    await waitFor(quietHere, 'the pool to be quiet after the abort');
+    const after = streaming.gw.handler.pool.stats;
     assert.equal(after.completed, before.completed, 'a truncated body never completes');
     assert.equal(after.failed - before.failed, 1);
     assert.equal(after.connected, after.idle);
-    assert.equal((await gw.fetch('/hello.php')).text, 'hello from php');
+    assert.equal((await streaming.fetch('/hello.php')).text, 'hello from php');
   });
 
   test('while queued: the waiting request leaves the queue', async () => {
@@ -130,8 +152,9 @@ describe('client aborts', () => {
       // Mid-response.
       const a = await connectAndWrite(`GET /big.php?size=${50 * 1024 * 1024} HTTP/1.1\r\nHost: x\r\n\r\n`, null, 64 * 1024);
       await destroy(a);
-      // Mid-body with Content-Length (streams straight upstream).
+      // Mid-body with Content-Length, past bodyBufferSize: buffered in a temp file.
       const b = await connectAndWrite(`POST /echo.php HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n\r\n`, Buffer.alloc(300_000, 0x62), 0);
+      await waitFor(() => openFilesUnder(gw.dirs.tmp).length > 0, 'a temp file for the body');
       await destroy(b);
       // Mid-body, chunked, past bodyBufferSize: spooled to a file first.
       const chunk = Buffer.alloc(128 * 1024, 0x63);
@@ -140,11 +163,12 @@ describe('client aborts', () => {
         Buffer.concat([Buffer.from(chunk.length.toString(16) + '\r\n'), chunk, Buffer.from('\r\n')]),
         0,
       );
-      await waitFor(() => listDir(gw.dirs.tmp).length > 0, 'a spool file');
+      await waitFor(() => openFilesUnder(gw.dirs.tmp).length > 0, 'a spool file');
       await destroy(c);
     }
     await waitFor(quiet, 'the pool to be quiet after the batch');
-    await waitFor(() => listDir(gw.dirs.tmp).length === 0, 'every spool file to be removed');
+    await waitFor(() => openFilesUnder(gw.dirs.tmp).length === 0, 'every spool file to be closed');
+    assert.deepEqual(listDir(gw.dirs.tmp), [], 'temp files never keep a name');
     const stats = gw.gw.handler.pool.stats;
     assert.equal(stats.completed, statsBefore.completed, 'no aborted exchange completed');
     assert.equal(stats.dispatched, stats.completed + stats.failed);

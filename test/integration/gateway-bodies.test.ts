@@ -9,7 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { FormData } from 'undici';
-import { type GatewayFixture, listDir, parseRawResponses, rawExchange, startGateway, waitFor } from '../helpers/gateway.js';
+import { type GatewayFixture, listDir, openFilesUnder, parseRawResponses, rawExchange, startGateway, waitFor } from '../helpers/gateway.js';
 import { type PhpFpm, startPhpFpm } from '../helpers/php-fpm.js';
 
 interface EchoResult {
@@ -163,8 +163,10 @@ describe('chunked request bodies', () => {
     const body = pieces(parts, async (i) => {
       if (i !== 0) return;
       // The first part is over the buffer size: the spool file must exist before we go on.
-      await waitFor(() => listDir(small.dirs.tmp).length > 0, 'a spool file in tmpDir');
-      seen.push(...listDir(small.dirs.tmp));
+      await waitFor(() => openFilesUnder(small.dirs.tmp).length > 0, 'a spool file in tmpDir');
+      seen.push(...openFilesUnder(small.dirs.tmp));
+      // Unlinked at once: the open descriptor is all there is.
+      assert.deepEqual(listDir(small.dirs.tmp), []);
     });
     const res = await small.fetch('/echo.php', { method: 'POST', body });
     assert.equal(res.status, 200);
@@ -172,8 +174,8 @@ describe('chunked request bodies', () => {
     assert.equal(r.content_length, String(whole.length));
     assert.equal(r.md5, md5(whole));
     assert.equal(seen.length, 1);
-    assert.match(seen[0]!, /^fcgi-body-/);
-    await waitFor(() => listDir(small.dirs.tmp).length === 0, 'tmpDir to be empty again');
+    assert.match(seen[0]!, /\/fcgi-gw-[^/]+ \(deleted\)$/);
+    await waitFor(() => openFilesUnder(small.dirs.tmp).length === 0, 'the spool file to be closed');
   });
 
   test('the spool file is removed when the client aborts mid-body', async () => {
@@ -185,9 +187,9 @@ describe('chunked request bodies', () => {
       c.sock.write(chunk.length.toString(16) + '\r\n');
       c.sock.write(chunk);
       c.sock.write('\r\n');
-      await waitFor(() => listDir(small.dirs.tmp).length > 0, 'a spool file in tmpDir');
+      await waitFor(() => openFilesUnder(small.dirs.tmp).length > 0, 'a spool file in tmpDir');
       c.sock.destroy();
-      await waitFor(() => listDir(small.dirs.tmp).length === 0, 'the spool file to be removed after the abort');
+      await waitFor(() => openFilesUnder(small.dirs.tmp).length === 0, 'the spool file to be closed after the abort');
     }
     assert.equal(small.gw.handler.pool.stats.dispatched, before, 'an incomplete body never reaches php-fpm');
   });
@@ -235,7 +237,7 @@ describe('maxBodySize', () => {
     c.sock.destroy();
     assert.equal(Number(/^HTTP\/1\.1 (\d{3})/.exec(got.toString('latin1'))?.[1]), 413);
     assert.ok(sent > MAX_BODY, `answered only after the limit was passed (sent ${sent})`);
-    await waitFor(() => listDir(small.dirs.tmp).length === 0, 'tmpDir to be empty after the 413');
+    await waitFor(() => openFilesUnder(small.dirs.tmp).length === 0, 'the spool file to be closed after the 413');
     assert.equal(small.gw.handler.pool.stats.dispatched, before);
   });
 });

@@ -24,8 +24,9 @@ import { Readable } from 'node:stream';
 import { after, before, test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from 'undici';
-import { listDir, waitFor } from '../helpers/gateway.js';
-import { childPids, type GatewayProcess, startGatewayProcess, type RssReport, sumIoBytes, watchRss } from '../helpers/gateway-process.js';
+import { ConnectionPool } from '../../src/upstream/pool.js';
+import { listDir, openFilesUnder, waitFor } from '../helpers/gateway.js';
+import { type ChildGatewayOptions, childPids, type GatewayProcess, startGatewayProcess, type RssReport, sumIoBytes, watchRss } from '../helpers/gateway-process.js';
 import { PHP_FIXTURES, type PhpFpm, startPhpFpm } from '../helpers/php-fpm.js';
 
 const KiB = 1024;
@@ -100,7 +101,7 @@ function measuredClient(url: string): MeasuredClient {
 }
 
 /** Start a gateway child for this test (torn down in t.after) and warm it up. */
-async function startChild(t: TestContext): Promise<{ gw: GatewayProcess; mc: MeasuredClient; tmp: string }> {
+async function startChild(t: TestContext, extra: Partial<ChildGatewayOptions> = {}): Promise<{ gw: GatewayProcess; mc: MeasuredClient; tmp: string }> {
   const tmp = mkdtempSync(join(tmpdir(), 'fcgi-mem-'));
   let gw: GatewayProcess;
   try {
@@ -111,6 +112,7 @@ async function startChild(t: TestContext): Promise<{ gw: GatewayProcess; mc: Mea
       accessLog: false,
       tmpDir: tmp,
       bodyBufferSize: 1 * MiB,
+      ...extra,
     });
   } catch (err) {
     rmSync(tmp, { recursive: true, force: true });
@@ -294,8 +296,8 @@ test('a 100 MiB multipart upload streams through with bounded gateway memory; PH
   assert.ok(rss.growthKb < RSS_BOUND_KB, `gateway RSS grew by ${rss.growthKb} kB (bound ${RSS_BOUND_KB} kB)`);
 });
 
-test('a 100 MiB download to a slow reader arrives intact; backpressure reaches php-fpm and gateway memory stays bounded', { timeout: 120_000 }, async (t) => {
-  const { gw, mc } = await startChild(t);
+test('maxResponseSpill 0: a 100 MiB download to a slow reader arrives intact; backpressure reaches php-fpm and gateway memory stays bounded', { timeout: 120_000 }, async (t) => {
+  const { gw, mc } = await startChild(t, { maxResponseSpill: 0 });
   const SIZE = 100 * MiB;
   const PAUSE_AT = 24 * MiB;
   const expected = bigPhpMd5(SIZE);
@@ -382,7 +384,7 @@ test('a 20 MiB chunked upload is spooled to a temp file past bodyBufferSize, sen
   // that the gateway moved it to disk rather than holding it.
   const body = patternStream(SIZE, 'chunked20', async (offset) => {
     if (offset !== 10 * MiB) return;
-    await waitFor(() => listDir(tmp).length > 0, 'a spool file in tmpDir');
+    await waitFor(() => openFilesUnder(tmp, gw.pid).length > 0, 'a spool file in tmpDir');
     spoolSeen = true;
   });
   const watch = watchRss(gw.pid);
@@ -400,12 +402,12 @@ test('a 20 MiB chunked upload is spooled to a temp file past bodyBufferSize, sen
   assert.equal(report.input_len, SIZE);
   assert.equal(report.input_md5, body.md5());
   assert.ok(rss.growthKb < RSS_BOUND_KB, `gateway RSS grew by ${rss.growthKb} kB (bound ${RSS_BOUND_KB} kB)`);
-  await waitFor(() => listDir(tmp).length === 0, 'the spool file removed');
+  await waitFor(() => openFilesUnder(tmp, gw.pid).length === 0, 'the spool file closed');
   assert.deepEqual(listDir(tmp), []);
 });
 
-test('a 100 MiB upload to a stalled script: backpressure reaches the client and gateway memory stays bounded', { timeout: 120_000 }, async (t) => {
-  const { gw, mc, tmp } = await startChild(t);
+test('requestBuffering off: a 100 MiB upload to a stalled script: backpressure reaches the client and gateway memory stays bounded', { timeout: 120_000 }, async (t) => {
+  const { gw, mc, tmp } = await startChild(t, { requestBuffering: false });
   const SIZE = 100 * MiB;
   const PAUSE_AFTER = 24 * MiB;
   const signals = mkdtempSync(join(tmpdir(), 'fcgi-mem-signal-'));
@@ -468,4 +470,76 @@ test('a 100 MiB upload to a stalled script: backpressure reaches the client and 
   );
   assert.ok(rss.growthKb < RSS_BOUND_KB, `gateway RSS grew by ${rss.growthKb} kB (bound ${RSS_BOUND_KB} kB)`);
   assert.deepEqual(listDir(tmp), [], 'a body with Content-Length is streamed, never spooled');
+});
+
+/** php-fpm workers running a request other than this status request (its full status page). */
+async function fpmBusyWorkers(): Promise<number> {
+  const pool = new ConnectionPool(fpm.address, { connections: 1, keepAlive: false, probeLimits: false });
+  try {
+    const res = await pool.request({ params: { SCRIPT_NAME: '/status', SCRIPT_FILENAME: '/status', QUERY_STRING: 'json&full', REQUEST_METHOD: 'GET' } });
+    const text = res.stdout.toString('latin1');
+    const json = JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)) as { processes: Array<{ state: string; 'request uri': string }> };
+    // "Reading headers" with no request is a worker waiting on a kept connection for the
+    // next request: free of the one it served.
+    return json.processes.filter((p) => p.state !== 'Idle' && p.state !== 'Reading headers' && !p['request uri'].startsWith('/status')).length;
+  } finally {
+    await pool.close();
+  }
+}
+
+/** Poll fpmBusyWorkers until it is 0 (or `ms` passed); returns the last value. */
+async function fpmBusyUntilIdle(ms: number): Promise<number> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const n = await fpmBusyWorkers();
+    if (n === 0 || Date.now() > deadline) return n;
+    await sleep(50);
+  }
+}
+
+test('a slow reader of a 100 MiB response: php-fpm finishes and its worker is idle long before the client, memory stays bounded, the spill file is closed', { timeout: 120_000 }, async (t) => {
+  const { gw, mc, tmp } = await startChild(t);
+  const SIZE = 100 * MiB;
+  const PAUSE_AT = 8 * MiB;
+  const expected = bigPhpMd5(SIZE);
+  const fpmBefore = sumIoBytes(workers, 'wchar');
+  const fpmWritten = (): number => sumIoBytes(workers, 'wchar') - fpmBefore;
+  const watch = watchRss(gw.pid);
+  const hash = createHash('md5');
+  let received = 0;
+  let pause: { received: number; spillFiles: string[]; active: number; rssBeforeKb: number; rssAfterKb: number } | null = null;
+  try {
+    const res = await mc.client.request({ path: `/big.php?size=${SIZE}`, method: 'GET' });
+    assert.equal(res.statusCode, 200);
+    for await (const chunk of res.body) {
+      const c = chunk as Buffer;
+      hash.update(c);
+      received += c.length;
+      if (pause === null && received >= PAUSE_AT) {
+        // Stop reading. php-fpm must still get to write its whole response: the gateway takes
+        // what the client cannot, first in memory, then in a temp file.
+        const rssBeforeKb = watch.current();
+        await waitFor(() => fpmWritten() >= SIZE, 'php-fpm to finish the response while the client reads nothing', 60_000);
+        pause = { received, spillFiles: openFilesUnder(tmp, gw.pid), active: await fpmBusyUntilIdle(10_000), rssBeforeKb, rssAfterKb: watch.current() };
+      }
+    }
+  } finally {
+    reportRss(t, '100 MiB response to a paused reader', watch.stop());
+  }
+  const rss = watch.stop();
+  assert.equal(received, SIZE);
+  assert.equal(hash.digest('hex'), expected);
+  assert.ok(pause, 'the reader paused mid-transfer');
+  t.diagnostic(
+    `paused at ${(pause.received / MiB).toFixed(1)} MiB; php-fpm wrote all ${SIZE / MiB} MiB meanwhile; spill files ${pause.spillFiles.length}; ` +
+      `php-fpm workers busy ${pause.active}; gateway RSS ${(pause.rssBeforeKb / 1024).toFixed(1)} → ${(pause.rssAfterKb / 1024).toFixed(1)} MiB`,
+  );
+  assert.ok(pause.received < SIZE / 2, 'the client was far from done when php-fpm finished');
+  assert.equal(pause.spillFiles.length, 1, 'the excess went to one temp file');
+  assert.match(pause.spillFiles[0]!, /\(deleted\)$/, 'the temp file has no name on disk');
+  assert.equal(pause.active, 0, 'no php-fpm worker is busy: the one that ran the script went back to idle');
+  assert.ok(pause.rssAfterKb - pause.rssBeforeKb < 16 * 1024, `gateway RSS grew ${pause.rssAfterKb - pause.rssBeforeKb} kB while spilling`);
+  assert.ok(rss.growthKb < RSS_BOUND_KB, `gateway RSS grew by ${rss.growthKb} kB (bound ${RSS_BOUND_KB} kB)`);
+  await waitFor(() => openFilesUnder(tmp, gw.pid).length === 0, 'the spill file to be closed once sent');
+  assert.deepEqual(listDir(tmp), []);
 });

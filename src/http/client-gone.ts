@@ -1,0 +1,48 @@
+/**
+ * "The client went away" for one request, whatever its state. A response that is running
+ * gets 'close' on `res`; a pipelined request whose response still waits behind another one
+ * gets nothing on its `res` when the client hangs up (node:http only destroys its `req`), so
+ * the socket's own 'close' is watched too. One socket listener serves every request pipelined
+ * on that socket, so a deep pipeline does not pile up listeners.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+
+const watchers = new WeakMap<Socket, Set<() => void>>();
+
+function onSocketClose(this: Socket): void {
+  const set = watchers.get(this);
+  if (set === undefined) return;
+  watchers.delete(this);
+  for (const fn of [...set]) fn();
+}
+
+/** Call `fn` once when the client connection of `req` closes; returns the disposer. */
+export function whenClientGone(req: IncomingMessage, res: ServerResponse, fn: () => void): () => void {
+  const socket = req.socket;
+  let fired = false;
+  const once = (): void => {
+    if (fired) return;
+    fired = true;
+    dispose();
+    fn();
+  };
+  const dispose = (): void => {
+    res.removeListener('close', once);
+    const set = watchers.get(socket);
+    if (set !== undefined) set.delete(once);
+  };
+  res.on('close', once);
+  if (socket.destroyed) {
+    queueMicrotask(once);
+    return dispose;
+  }
+  let set = watchers.get(socket);
+  if (set === undefined) {
+    set = new Set();
+    watchers.set(socket, set);
+    socket.once('close', onSocketClose);
+  }
+  set.add(once);
+  return dispose;
+}

@@ -1,0 +1,301 @@
+/**
+ * Writes an upstream response body to the client without letting a slow client hold the
+ * upstream. Data goes straight to `res` while the client keeps up, so `flush()` output and
+ * server-sent events arrive at once. When the client falls behind, the excess is kept: in
+ * memory up to `memory` bytes, then in an unlinked temp file, so that php-fpm can finish and
+ * its worker go back to the pool while the client is still reading. Only when the unsent
+ * backlog passes `maxSpill` (or the disk falls behind) is the upstream paused.
+ *
+ *   write(chunk) ─▶ direct ──res.write false──▶ behind ──backlog > memory──▶ spilling
+ *                    ▲                            │                            │
+ *                    └────────── 'drain', backlog sent (temp file closed) ◀────┘
+ *
+ * Backlog order: memory chunks first, then the file region [readPos, size). Once the file
+ * holds anything, new chunks go to the file until it is drained, so bytes never reorder.
+ *
+ * Send timeout (nginx `send_timeout`): while the client has not drained what it was given,
+ * and between end() and 'finish', a timer runs; when it fires the client is dropped.
+ */
+import type { ServerResponse } from 'node:http';
+import { ClientSendTimeoutError, type GatewayError, ResponseSpillError } from '../errors.js';
+import { TempFile } from './temp-file.js';
+
+/** Limits of one writer. */
+export interface SpillOptions {
+  /** Backlog bytes kept in memory before spilling (0: spill at once). */
+  readonly memory: number;
+  /** Most unsent bytes spilled to disk before the upstream is paused (0: never spill). */
+  readonly maxSpill: number;
+  /** Directory for the temp file. */
+  readonly tmpDir: string;
+  /** ms the client may read nothing before it is dropped (0: never). */
+  readonly sendTimeout: number;
+}
+
+/** What the writer tells its owner. */
+export interface SpillEvents {
+  /** The upstream was asked to pause (write() returned false) and may resume now. */
+  resume(): void;
+  /** The writer failed (send timeout, spill I/O): the client connection is being dropped. */
+  failed(err: GatewayError): void;
+}
+
+/** Bytes read back from the temp file at a time. */
+const READ_CHUNK = 64 * 1024;
+/** Spilled bytes not yet on disk (held in memory meanwhile) above which the upstream pauses. */
+const MAX_PENDING_DISK = 1024 * 1024;
+
+/** See the module comment. */
+export class SpillingWriter {
+  readonly #res: ServerResponse;
+  readonly #o: SpillOptions;
+  readonly #events: SpillEvents;
+  /** Memory backlog (sent before anything in the file). */
+  #queue: Buffer[] = [];
+  #queued = 0;
+  #file: TempFile | null = null;
+  /** Chunks that arrived while the temp file was being created. */
+  #opening: Buffer[] | null = null;
+  #openingBytes = 0;
+  #readPos = 0;
+  #reading = false;
+  /** res.write returned false; waiting for 'drain'. */
+  #blocked = false;
+  /** write() returned false; the owner waits for events.resume(). */
+  #upstreamPaused = false;
+  #ending = false;
+  /** end() asked to destroy instead of ending cleanly (the upstream sent a short body). */
+  #destroyAtEnd = false;
+  #done = false;
+  #timer: NodeJS.Timeout | null = null;
+
+  constructor(res: ServerResponse, options: SpillOptions, events: SpillEvents) {
+    this.#res = res;
+    this.#o = options;
+    this.#events = events;
+    res.once('close', this.#onClose);
+  }
+
+  /** Bytes waiting to be given to the client (memory + file). */
+  get backlog(): number {
+    return this.#queued + this.#openingBytes + (this.#file ? this.#file.size - this.#readPos : 0);
+  }
+
+  /** Bytes currently spilled to disk and unsent. */
+  get spilled(): number {
+    return this.#file ? this.#file.size - this.#readPos : 0;
+  }
+
+  /** Queue `chunk` for the client. Returns false when the upstream should pause until resume(). */
+  write(chunk: Buffer): boolean {
+    if (this.#done || this.#ending) return true;
+    if (!this.#blocked && this.backlog === 0) {
+      if (this.#res.write(chunk)) return true;
+      this.#block();
+      return this.#o.maxSpill > 0 || this.#o.memory > 0 ? true : this.#pauseUpstream();
+    }
+    if (this.#file === null && this.#opening === null && this.#queued + chunk.length <= this.#o.memory) {
+      this.#queue.push(chunk);
+      this.#queued += chunk.length;
+      return true;
+    }
+    if (this.#o.maxSpill === 0) {
+      // No disk: keep it in memory and hold the upstream until the client drains.
+      this.#queue.push(chunk);
+      this.#queued += chunk.length;
+      return this.#pauseUpstream();
+    }
+    this.#spill(chunk);
+    return this.#mustPause() ? this.#pauseUpstream() : true;
+  }
+
+  /** No more data: end the response once the backlog is sent (destroy it instead when `short`). */
+  end(short = false): void {
+    if (this.#done || this.#ending) return;
+    this.#ending = true;
+    this.#destroyAtEnd = short;
+    this.#pump();
+  }
+
+  /** Drop everything (the response failed or the client left). Idempotent. */
+  destroy(): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#clearTimer();
+    this.#res.removeListener('drain', this.#onDrain);
+    this.#res.removeListener('close', this.#onClose);
+    this.#res.removeListener('finish', this.#onFinish);
+    this.#queue = [];
+    this.#queued = 0;
+    this.#opening = null;
+    this.#openingBytes = 0;
+    this.#file?.close();
+    this.#file = null;
+  }
+
+  #pauseUpstream(): false {
+    this.#upstreamPaused = true;
+    return false;
+  }
+
+  #mustPause(): boolean {
+    const f = this.#file;
+    const spilled = (f ? f.size - this.#readPos : 0) + this.#openingBytes;
+    return spilled > this.#o.maxSpill || (f !== null && f.pending > MAX_PENDING_DISK) || this.#openingBytes > MAX_PENDING_DISK;
+  }
+
+  #spill(chunk: Buffer): void {
+    if (this.#file !== null) {
+      this.#file.append(chunk, this.#afterAppend);
+      return;
+    }
+    if (this.#opening !== null) {
+      this.#opening.push(chunk);
+      this.#openingBytes += chunk.length;
+      return;
+    }
+    this.#opening = [chunk];
+    this.#openingBytes = chunk.length;
+    TempFile.create(this.#o.tmpDir).then(
+      (f) => {
+        const waiting = this.#opening;
+        if (this.#done || waiting === null) {
+          f.close();
+          return;
+        }
+        this.#file = f;
+        this.#opening = null;
+        this.#openingBytes = 0;
+        for (const c of waiting) f.append(c, this.#afterAppend);
+        this.#pump();
+      },
+      (err: unknown) => this.#fail(new ResponseSpillError(err)),
+    );
+  }
+
+  #afterAppend = (err: Error | null): void => {
+    if (this.#done) return;
+    if (err) {
+      this.#fail(new ResponseSpillError(err));
+      return;
+    }
+    this.#maybeResume();
+    this.#pump();
+  };
+
+  #block(): void {
+    this.#blocked = true;
+    this.#res.once('drain', this.#onDrain);
+    this.#armTimer();
+  }
+
+  #onDrain = (): void => {
+    this.#blocked = false;
+    this.#clearTimer();
+    this.#pump();
+  };
+
+  /** Give the client what is backlogged, until it pushes back or nothing is left. */
+  #pump(): void {
+    if (this.#done || this.#reading) return;
+    const res = this.#res;
+    while (!this.#blocked) {
+      const next = this.#queue.shift();
+      if (next !== undefined) {
+        this.#queued -= next.length;
+        if (!res.write(next)) this.#block();
+        continue;
+      }
+      const f = this.#file;
+      if (f !== null && this.#readPos < f.written) {
+        this.#readFile(f);
+        return;
+      }
+      if (f !== null && this.#readPos === f.size && f.pending === 0) {
+        // Caught up: drop the file; a later spill makes a new one.
+        f.close();
+        this.#file = null;
+        this.#readPos = 0;
+      }
+      break;
+    }
+    this.#maybeResume();
+    if (this.#ending && !this.#blocked && this.backlog === 0) this.#finish();
+  }
+
+  #readFile(f: TempFile): void {
+    this.#reading = true;
+    const len = Math.min(READ_CHUNK, f.written - this.#readPos);
+    f.readAt(this.#readPos, len, (err, data) => {
+      this.#reading = false;
+      if (this.#done) return;
+      if (err || data.length === 0) {
+        this.#fail(new ResponseSpillError(err ?? new Error('short read')));
+        return;
+      }
+      this.#readPos += data.length;
+      if (!this.#res.write(data)) this.#block();
+      this.#pump();
+    });
+  }
+
+  #maybeResume(): void {
+    if (!this.#upstreamPaused || this.#done) return;
+    const memoryOk = this.#o.maxSpill > 0 || (!this.#blocked && this.#queued === 0);
+    if (memoryOk && !this.#mustPause()) {
+      this.#upstreamPaused = false;
+      this.#events.resume();
+    }
+  }
+
+  #finish(): void {
+    const res = this.#res;
+    const short = this.#destroyAtEnd;
+    this.#file?.close();
+    this.#file = null;
+    if (short) {
+      this.destroy();
+      res.destroy();
+      return;
+    }
+    // The last bytes may still sit in the socket buffer: keep the send timeout until 'finish'.
+    res.once('finish', this.#onFinish);
+    this.#armTimer();
+    res.end();
+  }
+
+  #onFinish = (): void => {
+    this.destroy();
+  };
+
+  #onClose = (): void => {
+    this.destroy();
+  };
+
+  #fail(err: GatewayError): void {
+    if (this.#done) return;
+    this.destroy();
+    this.#events.failed(err);
+    this.#res.destroy();
+  }
+
+  #armTimer(): void {
+    if (this.#o.sendTimeout <= 0) return;
+    if (this.#timer !== null) {
+      this.#timer.refresh();
+      return;
+    }
+    this.#timer = setTimeout(this.#onTimeout, this.#o.sendTimeout);
+    this.#timer.unref();
+  }
+
+  #clearTimer(): void {
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+  }
+
+  #onTimeout = (): void => {
+    this.#timer = null;
+    this.#fail(new ClientSendTimeoutError(this.#o.sendTimeout));
+  };
+}
