@@ -103,8 +103,8 @@ describe('status reads the whole response, however it is framed', () => {
 });
 
 test('the connection is closed as soon as the answer is complete (no worker stays pinned)', { timeout: 10_000 }, async () => {
-  // In-process, so the process exiting does not close it for us. A leaked socket would stay
-  // open until the pool's 30 s idle timeout: the test would time out.
+  // In-process, so the process exiting does not close it for us. The request must not ask
+  // to keep the connection (a kept one would pin a php-fpm worker until the idle timeout).
   fake.script = (_req, conn) => conn.respond(STATUS_JSON, { 'Content-Type': 'application/json' });
   const before = fake.requests.length;
   const snap = await fetchStatus(parseAddress(fake.address), { path: '/status', format: 'json', full: false, timeout: 5000 });
@@ -112,6 +112,7 @@ test('the connection is closed as soon as the answer is complete (no worker stay
   const req = fake.requests[before];
   assert.ok(req);
   assert.equal(req.ended, true);
+  assert.equal(req.keepConn, false, 'FCGI_KEEP_CONN is not set');
   await req.conn.whenClosed;
 });
 

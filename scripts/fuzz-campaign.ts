@@ -1,0 +1,101 @@
+#!/usr/bin/env node
+/**
+ * A long HTTP fuzz campaign against a real gateway and php-fpm, outside CI: the case generator
+ * and the invariants of test/integration/http-fuzz.test.ts (test/helpers/http-fuzz.ts), for as
+ * many cases as asked, with a progress line every 10 s.
+ *
+ *   node --import tsx scripts/fuzz-campaign.ts                      # FUZZ_RUNS=1000000 by default
+ *   FUZZ_RUNS=20000 FUZZ_SEED=42 node --import tsx scripts/fuzz-campaign.ts
+ *   FUZZ_KEEP_GOING=1 node --import tsx scripts/fuzz-campaign.ts    # do not stop at the first failure
+ *
+ * Default mode is one fast-check run: it stops at the first failing case, shrinks it
+ * (FUZZ_MAX_SHRINKS, default 300) and prints the counterexample with its seed and path.
+ *
+ * FUZZ_KEEP_GOING=1 runs every case as its own one-run property (seed FUZZ_SEED + i), so that a
+ * known bug does not end the campaign: failures are grouped by message, and the first case of
+ * each group is shrunk and printed with the command that replays it in the test file.
+ *
+ * Exit code: 0 when every case passed, 1 otherwise. Ctrl-C prints the summary and stops.
+ */
+import fc from 'fast-check';
+import { FuzzHarness, fuzzParameters, fuzzProperty } from '../test/helpers/http-fuzz.js';
+
+const PROGRESS_MS = 10_000;
+const runs = fuzzParameters(1_000_000).numRuns ?? 1_000_000;
+const maxShrinks = Number(process.env['FUZZ_MAX_SHRINKS'] || 300);
+const keepGoing = process.env['FUZZ_KEEP_GOING'] === '1';
+// Chosen here rather than by fast-check so that it is printed before the first case: an
+// interrupted campaign can be replayed (or continued with another seed) from its first line.
+const seed = process.env['FUZZ_SEED'] ? Number(process.env['FUZZ_SEED']) : (Date.now() ^ Math.floor(Math.random() * 0x7fffffff)) | 0;
+
+const h = await FuzzHarness.start();
+const started = Date.now();
+let lastCases = 0;
+let lastAt = started;
+let failures = 0;
+/** Failure groups in keep-going mode: signature → count. */
+const groups = new Map<string, number>();
+
+function progress(): void {
+  const now = Date.now();
+  const cases = h.stats.cases;
+  const rate = (cases / ((now - started) / 1000)).toFixed(1);
+  const recent = ((cases - lastCases) / ((now - lastAt) / 1000)).toFixed(1);
+  lastCases = cases;
+  lastAt = now;
+  const elapsed = Math.round((now - started) / 1000);
+  const failed = keepGoing ? `, ${failures} failed in ${groups.size} group(s)` : '';
+  console.log(`[${elapsed} s] ${cases} of ${runs} cases done, ${rate} cases/s (last 10 s: ${recent}/s)${failed}; ${h.summary()}`);
+}
+
+/** A failure message without its numbers and quoted bytes: cases of one bug share it. */
+function signature(message: string): string {
+  const first = message.split('\n').find((l) => l.includes('AssertionError') || l.startsWith('conn ') || l.includes('timed out')) ?? message.split('\n')[0] ?? '';
+  return first.replace(/"(?:[^"\\]|\\.)*"/g, '"…"').replace(/\d+/g, 'N').slice(0, 200);
+}
+
+const timer = setInterval(progress, PROGRESS_MS);
+let interrupted = false;
+process.once('SIGINT', () => {
+  interrupted = true;
+  console.log('\ninterrupted');
+});
+
+console.log(`fuzz campaign: ${runs} cases, seed ${seed}${keepGoing ? ', keep going after failures' : ''} (pid ${process.pid})`);
+try {
+  if (!keepGoing) {
+    const details = await fc.check(fuzzProperty(h, maxShrinks), { ...fuzzParameters(runs), seed, numRuns: runs });
+    if (details.failed) {
+      failures++;
+      console.log(fc.defaultReportMessage(details));
+    }
+  } else {
+    const property = fuzzProperty(h, 0);
+    for (let i = 0; i < runs && !interrupted; i++) {
+      const caseSeed = (seed + i) | 0;
+      const details = await fc.check(property, { seed: caseSeed, numRuns: 1, endOnFailure: true });
+      if (!details.failed) continue;
+      failures++;
+      const message = String((details.errorInstance as Error | undefined)?.message ?? details.errorInstance);
+      const sig = signature(message);
+      const seen = groups.get(sig) ?? 0;
+      groups.set(sig, seen + 1);
+      if (seen > 0) continue;
+      // First of its kind: shrink it, then print it with a replay command.
+      const shrunk = await fc.check(fuzzProperty(h, maxShrinks), { seed: caseSeed, numRuns: 1 });
+      console.log(`\n### new failure group ${groups.size}: ${sig}`);
+      console.log(fc.defaultReportMessage(shrunk.failed ? shrunk : details));
+      console.log(`replay: FUZZ_SEED=${caseSeed} FUZZ_RUNS=1 node --import tsx --test test/integration/http-fuzz.test.ts\n`);
+    }
+  }
+  await h.finalChecks().catch((err: unknown) => {
+    failures++;
+    console.log(`final checks failed: ${(err as Error).message}`);
+  });
+} finally {
+  clearInterval(timer);
+  progress();
+  for (const [sig, n] of groups) console.log(`  ${n}× ${sig}`);
+  await h.stop();
+}
+process.exit(failures === 0 ? 0 : 1);
