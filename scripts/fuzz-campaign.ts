@@ -21,6 +21,8 @@ import fc from 'fast-check';
 import { FuzzHarness, fuzzParameters, fuzzProperty } from '../test/helpers/http-fuzz.js';
 
 const PROGRESS_MS = 10_000;
+/** Longer than any client pause plus the gateway's 2 s timeouts. */
+const SLOW_CASE_MS = 4000;
 const runs = fuzzParameters(1_000_000).numRuns ?? 1_000_000;
 const maxShrinks = Number(process.env['FUZZ_MAX_SHRINKS'] || 300);
 const keepGoing = process.env['FUZZ_KEEP_GOING'] === '1';
@@ -30,7 +32,9 @@ const seed = process.env['FUZZ_SEED'] ? Number(process.env['FUZZ_SEED']) : (Date
 
 const h = await FuzzHarness.start();
 const started = Date.now();
-let lastCases = 0;
+/** Generated cases (shrinking replays are counted by the harness, not here). */
+let generated = 0;
+let lastRuns = 0;
 let lastAt = started;
 let failures = 0;
 /** Failure groups in keep-going mode: signature → count. */
@@ -38,20 +42,26 @@ const groups = new Map<string, number>();
 
 function progress(): void {
   const now = Date.now();
-  const cases = h.stats.cases;
-  const rate = (cases / ((now - started) / 1000)).toFixed(1);
-  const recent = ((cases - lastCases) / ((now - lastAt) / 1000)).toFixed(1);
-  lastCases = cases;
+  const ran = h.stats.cases;
+  const rate = (ran / ((now - started) / 1000)).toFixed(1);
+  const recent = ((ran - lastRuns) / ((now - lastAt) / 1000)).toFixed(1);
+  lastRuns = ran;
   lastAt = now;
   const elapsed = Math.round((now - started) / 1000);
+  const done = keepGoing ? `${generated} of ${runs} cases done` : `${ran} case runs (of ${runs} cases, plus shrinking replays)`;
   const failed = keepGoing ? `, ${failures} failed in ${groups.size} group(s)` : '';
-  console.log(`[${elapsed} s] ${cases} of ${runs} cases done, ${rate} cases/s (last 10 s: ${recent}/s)${failed}; ${h.summary()}`);
+  console.log(`[${elapsed} s] ${done}, ${rate} runs/s (last 10 s: ${recent}/s)${failed}; ${h.summary()}`);
 }
 
-/** A failure message without its numbers and quoted bytes: cases of one bug share it. */
+/**
+ * What cases of one bug share: the tag of a wrong answer (`conn 0 [earlier answer lost]: …`),
+ * else the first line without numbers and quoted bytes (`timed out waiting for …`).
+ */
 function signature(message: string): string {
-  const first = message.split('\n').find((l) => l.includes('AssertionError') || l.startsWith('conn ') || l.includes('timed out')) ?? message.split('\n')[0] ?? '';
-  return first.replace(/"(?:[^"\\]|\\.)*"/g, '"…"').replace(/\d+/g, 'N').slice(0, 200);
+  const tag = /^conn \d+ \[([^\]]+)\]/m.exec(message);
+  if (tag) return `answers: ${tag[1]}`;
+  const line = message.split('\n').find((l) => l.trim() !== '') ?? '';
+  return line.replace(/"(?:[^"\\]|\\.)*"/g, '"…"').replace(/\d+/g, 'N').slice(0, 200);
 }
 
 const timer = setInterval(progress, PROGRESS_MS);
@@ -73,7 +83,11 @@ try {
     const property = fuzzProperty(h, 0);
     for (let i = 0; i < runs && !interrupted; i++) {
       const caseSeed = (seed + i) | 0;
+      const t0 = Date.now();
       const details = await fc.check(property, { seed: caseSeed, numRuns: 1, endOnFailure: true });
+      generated++;
+      // A case bounded only by a timeout (a socket that lingers, a slot held to the deadline) shows as time.
+      if (Date.now() - t0 > SLOW_CASE_MS) console.log(`slow case: ${Date.now() - t0} ms, replay: FUZZ_SEED=${caseSeed} FUZZ_RUNS=1`);
       if (!details.failed) continue;
       failures++;
       const message = String((details.errorInstance as Error | undefined)?.message ?? details.errorInstance);

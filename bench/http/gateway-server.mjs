@@ -8,7 +8,11 @@
 // The argument is passed to startGatewayServer as is. stderr gets one `listening <url>` line
 // once the server accepts connections, and on SIGTERM / SIGINT one `stats <json>` line (the
 // upstream pool's counters) before the graceful close. stdout is the access log, when on.
-import { startGatewayServer } from '../../dist/server.js';
+import { pathToFileURL } from 'node:url';
+
+// GATEWAY_DIST: another build's dist/ (the bench's gateway-base contender, a before/after).
+const dist = process.env.GATEWAY_DIST;
+const { startGatewayServer } = await import(dist ? pathToFileURL(`${dist}/server.js`).href : '../../dist/server.js');
 
 const raw = process.argv[2];
 if (raw === undefined) {

@@ -69,6 +69,8 @@ const BUILD = process.env['BUILD'] !== '0';
 
 const GATEWAY_RUNNER = join(REPO_ROOT, 'bench', 'http', 'gateway-server.mjs');
 const DIST_SERVER = join(REPO_ROOT, 'dist', 'server.js');
+/** dist/ of another build (e.g. a worktree of an older commit), for the gateway-base contender. */
+const BASELINE_DIST = process.env['BASELINE_DIST'];
 
 // ── scenarios ──────────────────────────────────────────────────────────────────────────────
 
@@ -76,6 +78,7 @@ const POST_BODY = Buffer.from('0123456789abcdef'.repeat(65536)); // 1 MiB
 const POST_MD5 = createHash('md5').update(POST_BODY).digest('hex');
 const STATIC_BYTES = deterministicBytes(10 * 1024);
 const BIG_SIZE = 100 * 1024;
+const MIB_SIZE = 1024 * 1024;
 
 interface Scenario {
   readonly name: string;
@@ -104,6 +107,13 @@ const ALL_SCENARIOS: readonly Scenario[] = [
     path: '/bench-100k.php',
     method: 'GET',
     check: (status, body) => (status === 200 && body.equals(bench100k()) ? null : `status ${status}, ${body.length} bytes`),
+  },
+  {
+    name: '1m',
+    description: 'GET /bench-1m.php (1048576 B from PHP, Content-Length set)',
+    path: '/bench-1m.php',
+    method: 'GET',
+    check: (status, body) => (status === 200 && body.equals(bench1m()) ? null : `status ${status}, ${body.length} bytes`),
   },
   {
     name: 'static',
@@ -148,9 +158,19 @@ function bench100k(): Buffer {
   return bench100kCache;
 }
 
+let bench1mCache: Buffer | null = null;
+function bench1m(): Buffer {
+  bench1mCache ??= Buffer.from('0123456789abcdef'.repeat(MIB_SIZE / 16));
+  return bench1mCache;
+}
+
 /** Bench-only files next to the copied PHP fixtures. */
 function addBenchFiles(docRoot: string): void {
   writeFileSync(join(docRoot, 'static-10k.bin'), STATIC_BYTES);
+  writeFileSync(
+    join(docRoot, 'bench-1m.php'),
+    ['<?php', "header('Content-Type: application/octet-stream');", `header('Content-Length: ${MIB_SIZE}');`, `echo str_repeat('0123456789abcdef', ${MIB_SIZE / 16});`, ''].join('\n'),
+  );
   writeFileSync(
     join(docRoot, 'bench-100k.php'),
     ['<?php', "header('Content-Type: application/octet-stream');", `header('Content-Length: ${BIG_SIZE}');`, `echo str_repeat('0123456789abcdef', ${BIG_SIZE / 16});`, ''].join('\n'),
@@ -170,6 +190,8 @@ const ALL_CONFIGS: readonly ConfigDef[] = [
   { name: 'gateway', kind: 'gateway', description: `gateway, pool.connections ${WORKERS} (kept alive), access log off` },
   { name: 'nginx-no-keepalive', kind: 'nginx', description: 'nginx 1 worker, a new upstream connection per request' },
   { name: 'gateway-log', kind: 'gateway', description: `gateway, pool.connections ${WORKERS}, JSON access log to a file` },
+  // A before/after in one run: the same harness, an older build (BASELINE_DIST=/path/to/dist).
+  { name: 'gateway-base', kind: 'gateway', description: `gateway from BASELINE_DIST (${BASELINE_DIST ?? 'unset'}), same options as gateway` },
 ];
 
 /** A server under test, started for one turn. */
@@ -209,11 +231,12 @@ async function startServerOnce(def: ConfigDef, fpm: BenchPhpFpm): Promise<Runnin
       },
     };
   }
-  return startGateway(fpm, def.name === 'gateway-log');
+  if (def.name === 'gateway-base' && BASELINE_DIST === undefined) throw new Error('gateway-base needs BASELINE_DIST=/path/to/other/dist');
+  return startGateway(fpm, def.name === 'gateway-log', def.name === 'gateway-base' ? BASELINE_DIST : undefined);
 }
 
 /** The gateway from dist/ in its own node process (bench/http/gateway-server.mjs). */
-async function startGateway(fpm: BenchPhpFpm, accessLog: boolean): Promise<RunningServer> {
+async function startGateway(fpm: BenchPhpFpm, accessLog: boolean, dist?: string): Promise<RunningServer> {
   const dir = mkdtempSync(join(os.tmpdir(), 'fcgi-bench-gw-'));
   const logFile = join(dir, 'access.log');
   const options = {
@@ -226,7 +249,12 @@ async function startGateway(fpm: BenchPhpFpm, accessLog: boolean): Promise<Runni
   const logFd = accessLog ? openSync(logFile, 'w') : null;
   let proc: ChildProcess;
   try {
-    proc = spawn(process.execPath, [GATEWAY_RUNNER, JSON.stringify(options)], { cwd: REPO_ROOT, stdio: ['ignore', logFd ?? 'ignore', 'pipe'] });
+    const args = [GATEWAY_RUNNER, JSON.stringify(options)];
+    proc = spawn(process.execPath, args, {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', logFd ?? 'ignore', 'pipe'],
+      env: dist === undefined ? process.env : { ...process.env, GATEWAY_DIST: dist },
+    });
   } finally {
     if (logFd !== null) closeSync(logFd);
   }

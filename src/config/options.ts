@@ -51,7 +51,10 @@ export interface HandlerOptions {
    * arrive (chunked bodies are always collected: php-fpm needs the length first).
    */
   readonly requestBuffering?: boolean;
-  /** Request-body bytes held in memory; the rest goes to an unlinked temp file (default 64 KiB). */
+  /**
+   * Request-body bytes one request may hold in memory (default 1 MiB), within `memoryBudget`;
+   * a larger body, or one that finds the budget spent, goes to an unlinked temp file.
+   */
   readonly bodyBufferSize?: number;
   /**
    * Longest gap between two request-body chunks, ms (default 60000, nginx `client_body_timeout`;
@@ -60,10 +63,16 @@ export interface HandlerOptions {
    */
   readonly clientBodyTimeout?: number;
   /**
-   * Response bytes held in memory for a client slower than the upstream before the rest is
-   * spilled to a temp file (default 64 KiB).
+   * Response bytes held in memory for a client slower than the upstream (default 1 MiB),
+   * within `memoryBudget`, before the rest is spilled to a temp file.
    */
   readonly responseBufferSize?: number;
+  /**
+   * Bytes that request bodies and unsent response data may hold in memory in this process,
+   * all requests together (default 64 MiB). Past it, new bytes go to temp files: many slow
+   * clients cost disk, not RAM.
+   */
+  readonly memoryBudget?: number;
   /**
    * Most response bytes spilled to a temp file per response and not yet sent (default 1 GiB,
    * nginx `fastcgi_max_temp_file_size`); past it the upstream is paused until the client
@@ -108,9 +117,10 @@ export const HANDLER_DEFAULTS = Object.freeze({
   serverName: null,
   maxBodySize: 1024 * 1024 * 1024, // 1 GiB
   requestBuffering: true,
-  bodyBufferSize: 64 * 1024, // 64 KiB
+  bodyBufferSize: 1024 * 1024, // 1 MiB
   clientBodyTimeout: 60_000, // ms
-  responseBufferSize: 64 * 1024, // 64 KiB
+  responseBufferSize: 1024 * 1024, // 1 MiB
+  memoryBudget: 64 * 1024 * 1024, // 64 MiB
   maxResponseSpill: 1024 * 1024 * 1024, // 1 GiB
   sendTimeout: 60_000, // ms
   tmpDir: '',
@@ -141,6 +151,7 @@ export function resolveHandlerOptions(input: HandlerOptions, tmpDirDefault: stri
   nonNegInt('bodyBufferSize', o.bodyBufferSize);
   nonNegInt('clientBodyTimeout', o.clientBodyTimeout);
   nonNegInt('responseBufferSize', o.responseBufferSize);
+  nonNegInt('memoryBudget', o.memoryBudget);
   nonNegInt('maxResponseSpill', o.maxResponseSpill);
   nonNegInt('sendTimeout', o.sendTimeout);
   if (typeof o.requestBuffering !== 'boolean') throw new ConfigError('requestBuffering must be a boolean');

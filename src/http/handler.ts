@@ -20,7 +20,8 @@ import { GatewayError, statusFor } from '../errors.js';
 import { ConnectionPool } from '../upstream/pool.js';
 import { whenClientGone } from './client-gone.js';
 import { lingerWhenDone } from './linger.js';
-import { type PreparedBody, prepareBody } from './request-body.js';
+import { MemoryBudget } from './memory-budget.js';
+import { type BodyLimits, type PreparedBody, prepareBody } from './request-body.js';
 import { type LoggerLike, NO_LOG, type RelayOptions, ResponseRelay, type ResponseHooks, sendError, type UpstreamTiming } from './respond.js';
 import { encodePath, FileKindCache, route } from './router.js';
 import { SmallFileCache } from './small-files.js';
@@ -30,6 +31,8 @@ export interface FastCgiHandler {
   (req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void): void;
   readonly pool: ConnectionPool;
   readonly options: ResolvedHandlerOptions;
+  /** Bytes held in memory for clients (buffered bodies, unsent responses), all requests together. */
+  readonly memoryBudget: MemoryBudget;
   /** Close the upstream pool (running requests finish first). */
   close(): Promise<void>;
 }
@@ -60,10 +63,12 @@ export function createFastCgiHandler(options: HandlerOptions, deps: HandlerDeps 
   const trusted = new Set(o.trustedProxies.map(stripV4Mapped));
   const files = new FileKindCache(o.statCacheTtl);
   const smallFiles = new SmallFileCache({ ttl: o.statCacheTtl });
+  const budget = new MemoryBudget(o.memoryBudget);
+  const bodyLimits: BodyLimits = { ...o, budget };
   const relayOptions: RelayOptions = {
     maxHeadSize: o.maxHeadSize,
     maxStderrLog: o.maxStderrLog,
-    spill: { memory: o.responseBufferSize, maxSpill: o.maxResponseSpill, tmpDir: o.tmpDir, sendTimeout: o.sendTimeout },
+    spill: { memory: o.responseBufferSize, maxSpill: o.maxResponseSpill, tmpDir: o.tmpDir, sendTimeout: o.sendTimeout, budget },
   };
 
   const handler = ((req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void): void => {
@@ -116,7 +121,7 @@ export function createFastCgiHandler(options: HandlerOptions, deps: HandlerDeps 
       prepared = { body: null, contentLength: null, streamed: false, cleanup() {} };
     } else {
       try {
-        prepared = prepareBody(req, o);
+        prepared = prepareBody(req, bodyLimits);
       } catch (err) {
         failEarly(req, res, err, log);
         return;
@@ -227,6 +232,7 @@ export function createFastCgiHandler(options: HandlerOptions, deps: HandlerDeps 
   Object.defineProperties(handler, {
     pool: { value: pool, enumerable: true },
     options: { value: o, enumerable: true },
+    memoryBudget: { value: budget, enumerable: true },
     close: { value: () => pool.close() },
   });
   return handler;

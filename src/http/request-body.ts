@@ -14,6 +14,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import { BodySourceError, BodyTimeoutError, BodyTooLargeError, type GatewayError } from '../errors.js';
+import type { MemoryBudget } from './memory-budget.js';
 import { TempFile } from './temp-file.js';
 
 /** A body ready for FCGI_STDIN. */
@@ -39,6 +40,8 @@ export interface BodyLimits {
   readonly clientBodyTimeout: number;
   /** Collect bodies with a Content-Length too (default behaviour), not only chunked ones. */
   readonly requestBuffering: boolean;
+  /** Process-wide allowance for bytes held in memory; past it bodies go to temp files. */
+  readonly budget: MemoryBudget;
 }
 
 const NOTHING = (): void => {};
@@ -46,6 +49,8 @@ const NO_BODY: PreparedBody = Object.freeze({ body: null, contentLength: null, s
 
 /** Written to the temp file but not yet on disk: above this the client is paused. */
 const MAX_PENDING_DISK = 1024 * 1024;
+/** Chunks bound for the temp file are gathered into writes of about this size (one writev). */
+const DISK_BATCH = 256 * 1024;
 
 /** Content-Length of a request: a number, null when absent, or an error for a bad value. */
 export function declaredLength(req: IncomingMessage): number | null | BodySourceError {
@@ -76,7 +81,12 @@ export function prepareBody(req: IncomingMessage, limits: BodyLimits): PreparedB
 /** Read the whole body: memory first, then a temp file. `expected` is the Content-Length. */
 function collect(req: IncomingMessage, limits: BodyLimits, expected: number | null): Promise<PreparedBody> {
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
+    const budget = limits.budget;
+    /** In memory: the body so far (until it moves to a file), then the batch for the next write. */
+    let chunks: Buffer[] = [];
+    let batched = 0;
+    /** Bytes of `chunks` reserved from the budget. */
+    let held = 0;
     let total = 0;
     let file: TempFile | null = null;
     /** The temp file is being created; chunks wait in `chunks` meanwhile. */
@@ -84,12 +94,16 @@ function collect(req: IncomingMessage, limits: BodyLimits, expected: number | nu
     let ended = false;
     let settled = false;
     let timer: NodeJS.Timeout | null = null;
-    // A declared length over the memory threshold goes to disk from the first byte.
-    const toDisk = (n: number): boolean => n > limits.bodyBufferSize;
 
+    const unhold = (): void => {
+      budget.give(held);
+      held = 0;
+    };
     const release = (): void => {
       file?.close();
       file = null;
+      chunks = [];
+      unhold();
     };
     const fail = (err: GatewayError): void => {
       if (settled) return;
@@ -102,9 +116,15 @@ function collect(req: IncomingMessage, limits: BodyLimits, expected: number | nu
       if (settled || !ended || opening) return;
       if (file === null) {
         settled = true;
-        resolve({ body: total === 0 ? null : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total), contentLength: total, streamed: false, cleanup: NOTHING });
+        const body = total === 0 ? null : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total);
+        chunks = [];
+        // The memory stays reserved until the request is done with the body.
+        const reserved = held;
+        held = 0;
+        resolve({ body, contentLength: total, streamed: false, cleanup: once(() => budget.give(reserved)) });
         return;
       }
+      if (batched > 0) flushBatch();
       if (file.pending > 0) return; // the last append's callback calls finish again
       if (file.error) {
         fail(new BodySourceError(`cannot spool request body: ${file.error.message}`, { cause: file.error }));
@@ -122,8 +142,11 @@ function collect(req: IncomingMessage, limits: BodyLimits, expected: number | nu
       if (file !== null && file.pending <= MAX_PENDING_DISK / 2 && req.isPaused() && !ended) req.resume();
       finish();
     };
-    const toFile = (chunk: Buffer): void => {
-      file!.append(chunk, afterAppend);
+    const flushBatch = (): void => {
+      const batch = chunks;
+      chunks = [];
+      batched = 0;
+      file!.appendv(batch, afterAppend);
       if (file!.pending > MAX_PENDING_DISK) req.pause();
     };
     const openFile = (): void => {
@@ -136,7 +159,10 @@ function collect(req: IncomingMessage, limits: BodyLimits, expected: number | nu
             return;
           }
           file = f;
-          for (const c of chunks.splice(0)) toFile(c);
+          // What was held in memory goes to disk; its reservation is returned.
+          unhold();
+          batched = chunks.reduce((n, c) => n + c.length, 0);
+          if (batched > 0) flushBatch();
           finish();
         },
         (err: Error) => {
@@ -153,12 +179,20 @@ function collect(req: IncomingMessage, limits: BodyLimits, expected: number | nu
         fail(new BodyTooLargeError(limits.maxBodySize));
         return;
       }
+      chunks.push(chunk);
       if (file !== null) {
-        toFile(chunk);
+        batched += chunk.length;
+        if (batched >= DISK_BATCH) flushBatch();
         return;
       }
-      chunks.push(chunk);
-      if (!opening && toDisk(expected ?? total)) openFile();
+      if (opening) return;
+      // Memory while the body fits this request's share and the process-wide budget; a
+      // declared length over the share goes to disk from the first byte.
+      if ((expected ?? total) <= limits.bodyBufferSize && budget.take(chunk.length)) {
+        held += chunk.length;
+        return;
+      }
+      openFile();
     };
     const onEnd = (): void => {
       ended = true;
@@ -194,4 +228,13 @@ function collect(req: IncomingMessage, limits: BodyLimits, expected: number | nu
     req.on('close', onClose);
     if (req.destroyed && !req.readableEnded) onClose();
   });
+}
+
+function once(fn: () => void): () => void {
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    fn();
+  };
 }

@@ -18,6 +18,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import { ClientSendTimeoutError, type GatewayError, ResponseSpillError } from '../errors.js';
+import type { MemoryBudget } from './memory-budget.js';
 import { TempFile } from './temp-file.js';
 
 /** Limits of one writer. */
@@ -30,6 +31,8 @@ export interface SpillOptions {
   readonly tmpDir: string;
   /** ms the client may read nothing before it is dropped (0: never). */
   readonly sendTimeout: number;
+  /** Process-wide allowance for bytes held in memory; past it the backlog goes to disk. */
+  readonly budget: MemoryBudget;
 }
 
 /** What the writer tells its owner. */
@@ -44,6 +47,8 @@ export interface SpillEvents {
 const READ_CHUNK = 64 * 1024;
 /** Spilled bytes not yet on disk (held in memory meanwhile) above which the upstream pauses. */
 const MAX_PENDING_DISK = 1024 * 1024;
+/** Chunks bound for the temp file are gathered into writes of about this size (one writev). */
+const DISK_BATCH = 256 * 1024;
 
 /** See the module comment. */
 export class SpillingWriter {
@@ -53,6 +58,11 @@ export class SpillingWriter {
   /** Memory backlog (sent before anything in the file). */
   #queue: Buffer[] = [];
   #queued = 0;
+  /** Bytes of #queue reserved from the budget (all of it, unless maxSpill is 0). */
+  #reserved = 0;
+  /** Chunks for the next write to the temp file (after everything in it). */
+  #batch: Buffer[] = [];
+  #batchBytes = 0;
   #file: TempFile | null = null;
   /** Chunks that arrived while the temp file was being created. */
   #opening: Buffer[] | null = null;
@@ -78,7 +88,7 @@ export class SpillingWriter {
 
   /** Bytes waiting to be given to the client (memory + file). */
   get backlog(): number {
-    return this.#queued + this.#openingBytes + (this.#file ? this.#file.size - this.#readPos : 0);
+    return this.#queued + this.#openingBytes + this.#batchBytes + (this.#file ? this.#file.size - this.#readPos : 0);
   }
 
   /** Bytes currently spilled to disk and unsent. */
@@ -94,9 +104,10 @@ export class SpillingWriter {
       this.#block();
       return this.#o.maxSpill > 0 || this.#o.memory > 0 ? true : this.#pauseUpstream();
     }
-    if (this.#file === null && this.#opening === null && this.#queued + chunk.length <= this.#o.memory) {
+    if (this.#file === null && this.#opening === null && this.#queued + chunk.length <= this.#o.memory && this.#o.budget.take(chunk.length)) {
       this.#queue.push(chunk);
       this.#queued += chunk.length;
+      this.#reserved += chunk.length;
       return true;
     }
     if (this.#o.maxSpill === 0) {
@@ -127,6 +138,10 @@ export class SpillingWriter {
     this.#res.removeListener('finish', this.#onFinish);
     this.#queue = [];
     this.#queued = 0;
+    this.#o.budget.give(this.#reserved);
+    this.#reserved = 0;
+    this.#batch = [];
+    this.#batchBytes = 0;
     this.#opening = null;
     this.#openingBytes = 0;
     this.#file?.close();
@@ -140,13 +155,15 @@ export class SpillingWriter {
 
   #mustPause(): boolean {
     const f = this.#file;
-    const spilled = (f ? f.size - this.#readPos : 0) + this.#openingBytes;
+    const spilled = (f ? f.size - this.#readPos : 0) + this.#openingBytes + this.#batchBytes;
     return spilled > this.#o.maxSpill || (f !== null && f.pending > MAX_PENDING_DISK) || this.#openingBytes > MAX_PENDING_DISK;
   }
 
   #spill(chunk: Buffer): void {
     if (this.#file !== null) {
-      this.#file.append(chunk, this.#afterAppend);
+      this.#batch.push(chunk);
+      this.#batchBytes += chunk.length;
+      if (this.#batchBytes >= DISK_BATCH) this.#flushBatch();
       return;
     }
     if (this.#opening !== null) {
@@ -166,11 +183,18 @@ export class SpillingWriter {
         this.#file = f;
         this.#opening = null;
         this.#openingBytes = 0;
-        for (const c of waiting) f.append(c, this.#afterAppend);
+        f.appendv(waiting, this.#afterAppend);
         this.#pump();
       },
       (err: unknown) => this.#fail(new ResponseSpillError(err)),
     );
+  }
+
+  #flushBatch(): void {
+    const batch = this.#batch;
+    this.#batch = [];
+    this.#batchBytes = 0;
+    this.#file!.appendv(batch, this.#afterAppend);
   }
 
   #afterAppend = (err: Error | null): void => {
@@ -203,12 +227,20 @@ export class SpillingWriter {
       const next = this.#queue.shift();
       if (next !== undefined) {
         this.#queued -= next.length;
+        const back = Math.min(next.length, this.#reserved);
+        this.#reserved -= back;
+        this.#o.budget.give(back);
         if (!res.write(next)) this.#block();
         continue;
       }
       const f = this.#file;
       if (f !== null && this.#readPos < f.written) {
         this.#readFile(f);
+        return;
+      }
+      if (f !== null && this.#batchBytes > 0 && f.pending === 0) {
+        // The file is drained but a batch waits: write it, read on once it is on disk.
+        this.#flushBatch();
         return;
       }
       if (f !== null && this.#readPos === f.size && f.pending === 0) {

@@ -962,29 +962,45 @@ function bodyMismatch(check: BodyCheck, res: RawResponse): string | null {
   }
 }
 
+/** How the answers on a connection differ from the model (a tag that groups cases of one bug). */
+function classify(got: readonly number[], want: readonly number[]): string {
+  const isPrefix = (a: readonly number[], b: readonly number[]): boolean => a.every((x, i) => b[i] === x);
+  if (got.length > want.length && isPrefix(want, got)) return 'answer after the final one';
+  if (got.length < want.length && isPrefix(got, want)) return 'answers missing';
+  if (got.length < want.length) {
+    // got is want with some earlier answers dropped?
+    let k = 0;
+    for (const x of want) if (got[k] === x) k++;
+    if (k === got.length && got.at(-1) === want.at(-1)) return 'earlier answer lost';
+  }
+  return 'wrong status';
+}
+
 /** Invariant 5: a checked connection got exactly the modelled answers, in order, then the end. */
 export function verifyChecked(plan: ConnPlan, result: ConnResult, index: number): void {
   const want = expectedAnswers(plan);
-  const where = `conn ${index}`;
+  const where = (tag: string): string => `conn ${index} [${tag}]`;
   const statusLines = [...result.received.toString('latin1').matchAll(/HTTP\/1\.[01] (\d{3})[^\r\n]*/g)].map((m) => m[0]);
-  assert.ok(!result.hung, `${where}: not answered and closed within ${CHECKED_DEADLINE_MS} ms (got status lines ${JSON.stringify(statusLines)}; expected ${want.map((w) => w.status).join(', ')})`);
+  const wanted = want.map((w) => w.status).join(', ');
+  assert.ok(!result.hung, `${where('hang')}: not answered and closed within ${CHECKED_DEADLINE_MS} ms (got ${JSON.stringify(statusLines)}; expected ${wanted})`);
   let got: RawResponse[];
   try {
     got = parseRawResponses(result.received, want.map((w) => w.head));
   } catch (err) {
-    assert.fail(`${where}: unparseable answers (${(err as Error).message}); status lines ${JSON.stringify(statusLines)}, expected ${want.map((w) => w.status).join(', ')}`);
+    assert.fail(`${where('unparseable answers')}: ${(err as Error).message}; status lines ${JSON.stringify(statusLines)}, expected ${wanted}`);
   }
+  const statuses = got.map((r) => r.status);
   assert.deepEqual(
-    got.map((r) => r.status),
+    statuses,
     want.map((w) => w.status),
-    `${where}: answers ${got.map((r) => `${r.status} ${r.reason}`).join(' | ')} for ${want.map((w) => `[${w.label}]`).join(' ')}`,
+    `${where(classify(statuses, want.map((w) => w.status)))}: answers ${got.map((r) => `${r.status} ${r.reason}`).join(' | ') || '(none)'} for ${want.map((w) => `[${w.label}]`).join(' ')}`,
   );
   got.forEach((r, i) => {
     const w = want[i]!;
     const bad = bodyMismatch(w.body, r);
-    assert.equal(bad, null, `${where}: answer ${i} to [${w.label}]: ${bad}`);
+    assert.equal(bad, null, `${where('wrong or truncated body')}: answer ${i} to [${w.label}]: ${bad}`);
   });
-  assert.ok(result.serverClosed, `${where}: the gateway did not close the connection after the last answer`);
+  assert.ok(result.serverClosed, `${where('not closed')}: the gateway did not close the connection after the last answer`);
 }
 
 // ─── the harness ─────────────────────────────────────────────────────────────────────────────

@@ -97,7 +97,11 @@ describe('1: a chunked body spooled to disk, the client gone right after sending
     const head = Buffer.from('POST /echo.php HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n');
     for (let i = 0; i < 300; i++) {
       const c = rawClient(port);
-      await new Promise<void>((r) => c.sock.once('connect', () => r()));
+      // A refused connect (a crashed gateway) ends the loop's wait too; the check below fails.
+      await new Promise<void>((r) => {
+        c.sock.once('connect', () => r());
+        c.sock.once('error', () => r());
+      });
       c.sock.write(head);
       c.sock.write(body, () => {
         if (i % 2 === 0) c.sock.end();
@@ -157,7 +161,8 @@ describe('2: a pipelined POST queued in the pool, then the client hangs up or se
 
 describe('3: four slow uploaders on a four-worker pool', () => {
   test('normal requests are served and php-fpm status answers while 4 clients trickle request bodies', { timeout: 60_000 }, async (t) => {
-    const g = await startGateway({ fpm, gateway: { pool: { connections: WORKERS, queueTimeout: 3000 } } });
+    // A small memory share, so the buffered bodies show as temp files.
+    const g = await startGateway({ fpm, gateway: { bodyBufferSize: 16 * 1024, pool: { connections: WORKERS, queueTimeout: 3000 } } });
     const slow = Array.from({ length: WORKERS }, () => {
       const c = rawClient(g.port);
       c.sock.write('POST /echo.php HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n');
