@@ -146,6 +146,10 @@ export async function runCli(argv: readonly string[], env: CliEnv): Promise<numb
           .option('log', { type: 'string', choices: ['json', 'pretty', 'off'] as const, describe: 'access log format (default pretty on a terminal, else json)' })
           .option('connections', { alias: 'c', type: 'number', describe: "upstream connections (default 4; keep ≤ php-fpm's pm.max_children)" })
           .option('max-body-size', { type: 'number', describe: 'largest request body in bytes, else 413 (default 1 GiB; 0 = no limit)' })
+          .option('request-buffering', {
+            type: 'boolean',
+            describe: 'read whole request bodies before taking a php-fpm worker (default true; --no-request-buffering streams them)',
+          })
           .option('trusted-proxy', { type: 'string', describe: 'peer address whose X-Forwarded-For/-Proto are believed (repeatable)' })
           .option('param', { type: 'string', describe: 'extra CGI param NAME=VALUE for every request (repeatable; may set PHP_VALUE)' })
           .option('server-name', { type: 'string', describe: 'SERVER_NAME (default: the Host header without port)' })
@@ -164,6 +168,7 @@ export async function runCli(argv: readonly string[], env: CliEnv): Promise<numb
               log: a.log,
               connections: a.connections,
               maxBodySize: a.maxBodySize,
+              requestBuffering: a.requestBuffering,
               trustedProxy: list(a.trustedProxy),
               param: list(a.param),
               serverName: a.serverName,

@@ -20,6 +20,7 @@ export interface ServeArgs {
   readonly log?: 'json' | 'pretty' | 'off' | undefined;
   readonly connections?: number | undefined;
   readonly maxBodySize?: number | undefined;
+  readonly requestBuffering?: boolean | undefined;
   readonly trustedProxy?: readonly string[] | undefined;
   readonly param?: readonly string[] | undefined;
   readonly serverName?: string | undefined;
@@ -53,6 +54,7 @@ export function serveOptions(args: ServeArgs, cwd: string, stdoutIsTty: boolean)
     ...(fc !== undefined ? { frontController: fc === '' || fc === 'none' ? null : fc } : {}),
     ...(args.static !== undefined ? { static: args.static } : {}),
     ...(args.maxBodySize !== undefined ? { maxBodySize: args.maxBodySize } : {}),
+    ...(args.requestBuffering !== undefined ? { requestBuffering: args.requestBuffering } : {}),
     ...(args.trustedProxy ? { trustedProxies: args.trustedProxy } : {}),
     ...(args.serverName !== undefined ? { serverName: args.serverName } : {}),
     ...(args.connections !== undefined ? { pool: { connections: args.connections } } : {}),

@@ -20,10 +20,11 @@ export interface FastCgiRequest {
   /** CGI params, in order. Strings are sent as UTF-8; pass Buffers for raw bytes. */
   readonly params: ParamInput;
   /**
-   * Request body for FCGI_STDIN: a Buffer or string (sent at once), a Readable (streamed with
-   * backpressure), or nothing. php-fpm reads exactly CONTENT_LENGTH bytes: set that param.
+   * Request body for FCGI_STDIN: a Buffer or string (sent at once), a list of Buffers (sent
+   * at once, in order, without joining them first), a Readable (streamed with backpressure),
+   * or nothing. php-fpm reads exactly CONTENT_LENGTH bytes: set that param.
    */
-  readonly body?: Buffer | string | Readable | null | undefined;
+  readonly body?: Buffer | readonly Buffer[] | string | Readable | null | undefined;
   /** FastCGI role (default RESPONDER). */
   readonly role?: Role;
   /** Aborts the request: queued → removed; running → socket closed. */
@@ -91,6 +92,8 @@ export class Exchange implements ExchangeController {
   readonly handler: ExchangeHandler;
   readonly head: Buffer;
   readonly #body: Buffer | Readable | null;
+  /** A body given as a list of Buffers (then #body is null). */
+  readonly #parts: readonly Buffer[] | null;
   readonly #retryBufferSize: number;
   #state = STATE_QUEUED;
   #transport: ExchangeTransport | null = null;
@@ -121,11 +124,18 @@ export class Exchange implements ExchangeController {
   constructor(request: FastCgiRequest, handler: ExchangeHandler, keepConn: boolean, retryBufferSize: number) {
     this.handler = handler;
     const body = request.body;
-    this.#body = typeof body === 'string' ? Buffer.from(body, 'utf8') : (body ?? null);
-    if (this.#body !== null && !Buffer.isBuffer(this.#body) && typeof (this.#body as Readable).on !== 'function') {
-      throw new BodySourceError('body must be a Buffer, a string or a Readable stream');
+    if (Array.isArray(body)) {
+      this.#parts = (body as readonly Buffer[]).filter((b) => b.length > 0);
+      if (this.#parts.some((b) => !Buffer.isBuffer(b))) throw new BodySourceError('body list must hold Buffers only');
+      this.#body = null;
+    } else {
+      this.#parts = null;
+      this.#body = typeof body === 'string' ? Buffer.from(body, 'utf8') : ((body as Buffer | Readable | null | undefined) ?? null);
     }
-    const noBody = this.#body === null || (Buffer.isBuffer(this.#body) && this.#body.length === 0);
+    if (this.#body !== null && !Buffer.isBuffer(this.#body) && typeof (this.#body as Readable).on !== 'function') {
+      throw new BodySourceError('body must be a Buffer, a list of Buffers, a string or a Readable stream');
+    }
+    const noBody = (this.#body === null && (this.#parts === null || this.#parts.length === 0)) || (Buffer.isBuffer(this.#body) && this.#body.length === 0);
     // Encoded once here so that a param too large for php-fpm fails before taking a socket.
     this.head = encodeRequestHead(1, request.role ?? Role.Responder, keepConn, request.params, noBody);
     this.#retryBufferSize = retryBufferSize;
@@ -189,7 +199,13 @@ export class Exchange implements ExchangeController {
     this.handler.onStart?.(this);
     if (this.#state !== STATE_RUNNING || this.#transport !== transport) return; // aborted in onStart
     const body = this.#body;
-    if (body === null || (Buffer.isBuffer(body) && body.length === 0)) {
+    const parts = this.#parts;
+    if (parts !== null && parts.length > 0) {
+      const out = [this.head];
+      for (const p of parts) out.push(...frameStdin(p));
+      out.push(STDIN_END);
+      this.#finishBody(transport, transport.writev(out));
+    } else if (body === null || (Buffer.isBuffer(body) && body.length === 0)) {
       this.#finishBody(transport, transport.write(this.head));
     } else if (Buffer.isBuffer(body)) {
       this.#finishBody(transport, transport.writev([this.head, ...frameStdin(body), STDIN_END]));

@@ -22,6 +22,8 @@ describe('serveOptions', () => {
     assert.equal(serveOptions({ root: PHP_FIXTURES, upstream: 'u:1', listen: ':0' }, '/', false).accessLog, 'json');
     assert.throws(() => serveOptions({ root: '/nonexistent-dir', upstream: 'u:1', listen: ':0' }, '/', false), /does not exist/);
     assert.throws(() => serveOptions({ root: PHP_FIXTURES, upstream: 'u:1', listen: ':0', param: ['novalue'] }, '/', false), /NAME=VALUE/);
+    assert.equal(serveOptions({ root: PHP_FIXTURES, upstream: 'u:1', listen: ':0', requestBuffering: false }, '/', false).requestBuffering, false);
+    assert.equal('requestBuffering' in serveOptions({ root: PHP_FIXTURES, upstream: 'u:1', listen: ':0' }, '/', false), false, 'the default is left to the handler');
   });
 });
 

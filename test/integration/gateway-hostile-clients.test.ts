@@ -151,6 +151,7 @@ describe('2: a pipelined POST queued in the pool, then the client hangs up or se
       // Every exchange ends: nothing waits for body bytes that will never come.
       await waitFor(() => quiet(g), 'the pool to be quiet', 20_000);
       assert.equal(await workersReadingRequest(), 0, 'no php-fpm worker waits for request information');
+      await waitFor(() => g.gw.handler.memoryBudget.used === 0, 'buffered bodies to give their memory back');
       // The pool still has its whole budget: as many parallel requests as connections succeed.
       const results = await Promise.all(Array.from({ length: CONNECTIONS * 2 }, () => g.fetch('/hello.php')));
       assert.deepEqual(results.map((r) => r.status), Array(CONNECTIONS * 2).fill(200));
@@ -255,6 +256,7 @@ describe('6: a client that never reads', () => {
     await waitFor(() => quiet(g), 'the pool to be quiet');
     await waitFor(() => openFilesUnder(g.dirs.tmp).length === 0, 'the spill files to be closed');
     assert.deepEqual(listDir(g.dirs.tmp), []);
+    assert.equal(g.gw.handler.memoryBudget.used, 0, 'no memory left reserved for the dropped responses');
     assert.equal((await g.fetch('/hello.php')).text, 'hello from php');
   });
 });
