@@ -13,9 +13,11 @@
  *
  * FUZZ_KEEP_GOING=1 runs every case as its own one-run property (seed FUZZ_SEED + i), so that a
  * known bug does not end the campaign: failures are grouped by message, and the first case of
- * each group is shrunk and printed with the command that replays it in the test file.
+ * each group is shrunk (for at most FUZZ_SHRINK_TIME_LIMIT_MS, default 60000) and printed with
+ * the command that replays it in the test file. Cases slower than 4 s are listed too.
  *
- * Exit code: 0 when every case passed, 1 otherwise. Ctrl-C prints the summary and stops.
+ * Exit code: 0 when every case passed, 1 otherwise; Ctrl-C or SIGTERM prints the summary, stops
+ * php-fpm and the gateway, and exits 130.
  */
 import fc from 'fast-check';
 import { FuzzHarness, fuzzParameters, fuzzProperty } from '../test/helpers/http-fuzz.js';
@@ -26,6 +28,8 @@ const SLOW_CASE_MS = 4000;
 const runs = fuzzParameters(1_000_000).numRuns ?? 1_000_000;
 const maxShrinks = Number(process.env['FUZZ_MAX_SHRINKS'] || 300);
 const keepGoing = process.env['FUZZ_KEEP_GOING'] === '1';
+/** ms spent shrinking each new failure group in keep-going mode (FUZZ_SHRINK_TIME_LIMIT_MS). */
+const shrinkTimeLimit = Number(process.env['FUZZ_SHRINK_TIME_LIMIT_MS'] || 60_000);
 // Chosen here rather than by fast-check so that it is printed before the first case: an
 // interrupted campaign can be replayed (or continued with another seed) from its first line.
 const seed = process.env['FUZZ_SEED'] ? Number(process.env['FUZZ_SEED']) : (Date.now() ^ Math.floor(Math.random() * 0x7fffffff)) | 0;
@@ -65,11 +69,20 @@ function signature(message: string): string {
 }
 
 const timer = setInterval(progress, PROGRESS_MS);
-let interrupted = false;
-process.once('SIGINT', () => {
-  interrupted = true;
-  console.log('\ninterrupted');
-});
+// Ctrl-C or kill: php-fpm runs in its own process group and would outlive this process, so
+// stop it (and the gateway, and their temp dirs) before exiting.
+let stopping = false;
+const onSignal = (signal: NodeJS.Signals): void => {
+  if (stopping) return;
+  stopping = true;
+  clearInterval(timer);
+  console.log(`\n${signal}: stopping`);
+  progress();
+  for (const [sig, n] of groups) console.log(`  ${n}× ${sig}`);
+  void h.stop().finally(() => process.exit(130));
+};
+process.once('SIGINT', onSignal);
+process.once('SIGTERM', onSignal);
 
 console.log(`fuzz campaign: ${runs} cases, seed ${seed}${keepGoing ? ', keep going after failures' : ''} (pid ${process.pid})`);
 try {
@@ -81,7 +94,7 @@ try {
     }
   } else {
     const property = fuzzProperty(h, 0);
-    for (let i = 0; i < runs && !interrupted; i++) {
+    for (let i = 0; i < runs && !stopping; i++) {
       const caseSeed = (seed + i) | 0;
       const t0 = Date.now();
       const details = await fc.check(property, { seed: caseSeed, numRuns: 1, endOnFailure: true });
@@ -95,8 +108,9 @@ try {
       const seen = groups.get(sig) ?? 0;
       groups.set(sig, seen + 1);
       if (seen > 0) continue;
-      // First of its kind: shrink it, then print it with a replay command.
-      const shrunk = await fc.check(fuzzProperty(h, maxShrinks), { seed: caseSeed, numRuns: 1 });
+      // First of its kind: shrink it (for at most shrinkTimeLimit: replays of a case that waits
+      // for a deadline are slow), then print it with a replay command.
+      const shrunk = await fc.check(fuzzProperty(h, maxShrinks), { seed: caseSeed, numRuns: 1, skipAllAfterTimeLimit: shrinkTimeLimit });
       console.log(`\n### new failure group ${groups.size}: ${sig}`);
       console.log(fc.defaultReportMessage(shrunk.failed ? shrunk : details));
       console.log(`replay: FUZZ_SEED=${caseSeed} FUZZ_RUNS=1 node --import tsx --test test/integration/http-fuzz.test.ts\n`);

@@ -7,7 +7,7 @@ import { chmodSync, rmSync } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { ConfigError } from './errors.js';
+import { BodySourceError, ConfigError } from './errors.js';
 import type { HandlerOptions } from './config/options.js';
 import { createFastCgiHandler, type FastCgiHandler } from './http/handler.js';
 import { lingerClose } from './http/linger.js';
@@ -54,6 +54,15 @@ function clientErrorStatus(code: string | undefined): number {
     default:
       return 400;
   }
+}
+
+/** True when `res` says `Connection: close` (after it, the connection ends). */
+function closesConnection(res: ServerResponse): boolean {
+  // `_last` is node:http's own "this response ends the connection" (set from a
+  // `Connection: close` given to writeHead, which getHeader does not see).
+  if (!res.shouldKeepAlive || (res as ServerResponse & { _last?: boolean })._last === true) return true;
+  const c = res.getHeader('connection');
+  return typeof c === 'string' && /\bclose\b/i.test(c);
 }
 
 /** The raw reply to a request node:http could not parse (there is no res to write it with). */
@@ -116,7 +125,13 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
       sendError(res, 413);
       return;
     }
-    res.writeContinue();
+    // A pipelined request's response waits behind the earlier ones: its 100 Continue must too,
+    // so it goes out when the response gets the socket, unless the final head is queued by then.
+    const sendContinue = (): void => {
+      if (!res.headersSent && !res.writableEnded && !res.destroyed) res.writeContinue();
+    };
+    if (res.socket) sendContinue();
+    else res.once('socket', sendContinue);
     serve(req, res);
   });
   const answered = new WeakSet<Socket>();
@@ -137,12 +152,20 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     };
     const pending = lastResponse.get(socket);
     const live = pending !== undefined && !pending.writableFinished && !pending.destroyed;
+    if (pending !== undefined && closesConnection(pending)) {
+      // The last answer already ends the connection: nothing may follow it. node:http closes
+      // the socket once it is sent; bytes after it are read and dropped until then.
+      if (!live) lingerClose(socket);
+      return;
+    }
     if (live && pending.req && !pending.req.complete) {
       // The bad bytes (or the client's close) are inside that request's body: it cannot
-      // complete. Say 400 if nothing of its response went out yet, then drop the connection;
-      // the request sees its body abort and releases what it holds.
-      if (err.code !== 'HPE_INVALID_EOF_STATE' && socket.writable && !pending.headersSent) {
-        socket.end(errorReply(status), () => socket.destroy());
+      // complete. Its handler is told through the body stream and answers 400 through its own
+      // response, which node:http sends after the earlier ones, in order. Without a listener
+      // (or when the client is gone) the connection is dropped.
+      const req = pending.req;
+      if (err.code !== 'HPE_INVALID_EOF_STATE' && socket.writable && !pending.headersSent && req.listenerCount('error') > 0) {
+        req.emit('error', new BodySourceError(`malformed request body: ${err.code ?? err.message}`));
       } else {
         socket.destroy();
       }

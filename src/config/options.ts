@@ -63,8 +63,10 @@ export interface HandlerOptions {
    */
   readonly clientBodyTimeout?: number;
   /**
-   * Response bytes held in memory for a client slower than the upstream (default 1 MiB),
-   * within `memoryBudget`, before the rest is spilled to a temp file.
+   * Response bytes held in memory for a client slower than the upstream (default 64 KiB),
+   * within `memoryBudget`, before the rest is spilled to a temp file. Measured on 1 MiB
+   * responses at c=50: 64 KiB (the rest through the page cache) cost less CPU than 1 MiB in
+   * memory, whose buffers live longer and cost more garbage collection.
    */
   readonly responseBufferSize?: number;
   /**
@@ -119,7 +121,7 @@ export const HANDLER_DEFAULTS = Object.freeze({
   requestBuffering: true,
   bodyBufferSize: 1024 * 1024, // 1 MiB
   clientBodyTimeout: 60_000, // ms
-  responseBufferSize: 1024 * 1024, // 1 MiB
+  responseBufferSize: 64 * 1024, // 64 KiB
   memoryBudget: 64 * 1024 * 1024, // 64 MiB
   maxResponseSpill: 1024 * 1024 * 1024, // 1 GiB
   sendTimeout: 60_000, // ms

@@ -7,8 +7,11 @@
  */
 import type { Socket } from 'node:net';
 
-/** Default linger (nginx lingering_timeout is 5 s). */
-export const LINGER_MS = 5000;
+/**
+ * Default linger: 2 s (nginx's lingering_timeout is 5 s). Long enough for a client to read an
+ * answer it was sent; short, because a client that neither reads nor leaves holds the socket.
+ */
+export const LINGER_MS = 2000;
 
 /** End `socket` (writing `last` first) and linger; see the module comment. */
 export function lingerClose(socket: Socket, last?: string | Buffer, ms = LINGER_MS): void {

@@ -5,10 +5,12 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import { type CgiHead, CgiHeadParser } from '../cgi/response-head.js';
 import { CgiHeadInvalidError, type GatewayError, statusFor } from '../errors.js';
 import type { EndRequest } from '../protocol/decoder.js';
 import type { ExchangeController, ExchangeHandler } from '../upstream/exchange.js';
+import { lingerWhenDone } from './linger.js';
 import { type SpillOptions, SpillingWriter } from './response-spill.js';
 
 /** Logger shape used by the HTTP layer (pino-compatible subset). */
@@ -302,7 +304,13 @@ export function sendError(res: ServerResponse, status: number, extraHeaders: Rec
     ...extraHeaders,
   };
   if (status === 503 && !('Retry-After' in extraHeaders)) headers['Retry-After'] = '1';
-  if (status === 413 || status === 400 || status === 431 || status === 408) headers['Connection'] = 'close';
+  if (status === 413 || status === 400 || status === 431 || status === 408) {
+    headers['Connection'] = 'close';
+    // A pipelining client may still be sending: close without a reset that would eat this
+    // answer (and the earlier ones) in its receive buffer.
+    if (res.socket) lingerWhenDone(res.socket as Socket);
+    else res.once('socket', (s: Socket) => lingerWhenDone(s));
+  }
   try {
     res.writeHead(status, headers);
     res.end(res.req?.method === 'HEAD' ? undefined : body);
