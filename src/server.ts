@@ -128,7 +128,10 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     // A pipelined request's response waits behind the earlier ones: its 100 Continue must too,
     // so it goes out when the response gets the socket, unless the final head is queued by then.
     const sendContinue = (): void => {
-      if (!res.headersSent && !res.writableEnded && !res.destroyed) res.writeContinue();
+      // `headersSent` stays false while a queued response's head waits in node's buffer;
+      // `_header` is set as soon as writeHead ran: then the 100 would land after the final head.
+      const headQueued = (res as ServerResponse & { _header?: unknown })._header != null;
+      if (!headQueued && !res.headersSent && !res.writableEnded && !res.destroyed) res.writeContinue();
     };
     if (res.socket) sendContinue();
     else res.once('socket', sendContinue);
