@@ -214,8 +214,10 @@ export class SpillingWriter {
   }
 
   #onDrain = (): void => {
+    // The timer is not cleared here: a fast client drains and blocks every 16 KiB, and a
+    // timer per block would cost an object and a timer-list insert each time. The running
+    // timer checks, when it fires, how long the current wait has really lasted.
     this.#blocked = false;
-    this.#clearTimer();
     this.#pump();
   };
 
@@ -311,15 +313,20 @@ export class SpillingWriter {
     this.#res.destroy();
   }
 
+  /** A wait for the client starts now (a block, or the end waiting for 'finish'). */
   #armTimer(): void {
     if (this.#o.sendTimeout <= 0) return;
-    if (this.#timer !== null) {
-      this.#timer.refresh();
-      return;
-    }
-    this.#timer = setTimeout(this.#onTimeout, this.#o.sendTimeout);
+    this.#waitingSince = Date.now();
+    if (this.#timer === null) this.#startTimer(this.#o.sendTimeout);
+  }
+
+  #startTimer(ms: number): void {
+    this.#timer = setTimeout(this.#onTimeout, ms);
     this.#timer.unref();
   }
+
+  /** When the current wait for the client began (Date.now()). */
+  #waitingSince = 0;
 
   #clearTimer(): void {
     if (this.#timer !== null) clearTimeout(this.#timer);
@@ -328,6 +335,13 @@ export class SpillingWriter {
 
   #onTimeout = (): void => {
     this.#timer = null;
+    if (!this.#blocked && !this.#ending) return; // not waiting for the client now
+    const waited = Date.now() - this.#waitingSince;
+    if (waited < this.#o.sendTimeout) {
+      // The client made progress since this timer started: wait out the rest of this wait.
+      this.#startTimer(this.#o.sendTimeout - waited);
+      return;
+    }
     this.#fail(new ClientSendTimeoutError(this.#o.sendTimeout));
   };
 }

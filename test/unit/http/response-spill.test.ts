@@ -142,7 +142,7 @@ test('the memory budget is shared: when it is spent, the backlog goes to disk', 
 });
 
 test('a client that reads nothing for sendTimeout is dropped', async (t) => {
-  t.mock.timers.enable({ apis: ['setTimeout'] });
+  t.mock.timers.enable({ apis: ['setTimeout', 'Date'] });
   const res = new FakeRes(1);
   const { w, events } = make(res, { sendTimeout: 5000 });
   w.write(Buffer.alloc(100));
@@ -154,7 +154,7 @@ test('a client that reads nothing for sendTimeout is dropped', async (t) => {
 });
 
 test('a drain restarts the send timeout', async (t) => {
-  t.mock.timers.enable({ apis: ['setTimeout'] });
+  t.mock.timers.enable({ apis: ['setTimeout', 'Date'] });
   const res = new FakeRes(1);
   const { w } = make(res, { sendTimeout: 5000 });
   w.write(Buffer.alloc(100));
