@@ -93,21 +93,24 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
 
   /** The response of the latest request read on each socket: a client error answers after it. */
   const lastResponse = new WeakMap<Socket, ServerResponse>();
-  const serve = accessLog
-    ? (req: IncomingMessage, res: ServerResponse): void => {
-        lastResponse.set(req.socket, res);
-        accessLog(req, res);
-        handler(req, res);
-      }
-    : (req: IncomingMessage, res: ServerResponse): void => {
-        lastResponse.set(req.socket, res);
-        handler(req, res);
-      };
+  const serve = (req: IncomingMessage, res: ServerResponse): void => {
+    lastResponse.set(req.socket, res);
+    accessLog?.(req, res);
+    if (req.headers.host === undefined && req.httpVersionMajor === 1 && req.httpVersionMinor === 1) {
+      // RFC 9112 §3.2: 400 for an HTTP/1.1 request without Host. Answered here rather than by
+      // node:http (requireHostHeader), so that it is the connection's known last answer and
+      // nothing pipelined behind it gets an answer after it.
+      sendError(res, 400);
+      return;
+    }
+    handler(req, res);
+  };
 
   const headersTimeout = options.headersTimeout ?? 60_000;
   const server = http.createServer(
     {
       keepAliveTimeout: options.keepAliveTimeout ?? 5000,
+      requireHostHeader: false,
       // node checks head and request deadlines on this interval (30 s by default, so a 60 s
       // header timeout fired after up to 90 s): check every second, or finer for short ones.
       connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(headersTimeout / 10) || 1000)),

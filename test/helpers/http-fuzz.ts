@@ -1438,6 +1438,12 @@ export function namedCases(): NamedCase[] {
       ),
     },
     {
+      // Found by the long campaign: node:http's own 400 for a missing Host was not the
+      // connection's known last answer, so a parse error behind it got a second 400.
+      name: 'found: after the 400 for a missing Host, a pipelined bad request gets no second answer',
+      case: one(buildPlan([garbage.missingHost(), garbage.controlInHeader('\0')], noShape, drain)),
+    },
+    {
       name: 'found: a bad chunk in a pipelined request does not overtake (and drop) the earlier answer',
       case: one(buildPlan([hello, garbage.badChunkSize('zz')], noShape, drain)),
     },

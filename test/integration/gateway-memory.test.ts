@@ -296,15 +296,17 @@ test('a 100 MiB multipart upload streams through with bounded gateway memory; PH
   assert.ok(rss.growthKb < RSS_BOUND_KB, `gateway RSS grew by ${rss.growthKb} kB (bound ${RSS_BOUND_KB} kB)`);
 });
 
+/** What a big-download test watches: the md5 to expect, php-fpm's bytes written since now, RSS. */
+function downloadProbe(gwPid: number, size: number): { expected: string; fpmWritten: () => number; watch: ReturnType<typeof watchRss>; hash: Hash } {
+  const fpmBefore = sumIoBytes(workers, 'wchar');
+  return { expected: bigPhpMd5(size), fpmWritten: () => sumIoBytes(workers, 'wchar') - fpmBefore, watch: watchRss(gwPid), hash: createHash('md5') };
+}
+
 test('maxResponseSpill 0: a 100 MiB download to a slow reader arrives intact; backpressure reaches php-fpm and gateway memory stays bounded', { timeout: 120_000 }, async (t) => {
   const { gw, mc } = await startChild(t, { maxResponseSpill: 0 });
   const SIZE = 100 * MiB;
   const PAUSE_AT = 24 * MiB;
-  const expected = bigPhpMd5(SIZE);
-  const fpmBefore = sumIoBytes(workers, 'wchar');
-  const fpmWritten = (): number => sumIoBytes(workers, 'wchar') - fpmBefore;
-  const watch = watchRss(gw.pid);
-  const hash = createHash('md5');
+  const { expected, fpmWritten, watch, hash } = downloadProbe(gw.pid, SIZE);
   let received = 0;
   let pause: {
     received: number;
@@ -501,11 +503,7 @@ test('a slow reader of a 100 MiB response: php-fpm finishes and its worker is id
   const { gw, mc, tmp } = await startChild(t);
   const SIZE = 100 * MiB;
   const PAUSE_AT = 8 * MiB;
-  const expected = bigPhpMd5(SIZE);
-  const fpmBefore = sumIoBytes(workers, 'wchar');
-  const fpmWritten = (): number => sumIoBytes(workers, 'wchar') - fpmBefore;
-  const watch = watchRss(gw.pid);
-  const hash = createHash('md5');
+  const { expected, fpmWritten, watch, hash } = downloadProbe(gw.pid, SIZE);
   let received = 0;
   let pause: { received: number; spillFiles: string[]; active: number; rssBeforeKb: number; rssAfterKb: number } | null = null;
   try {
