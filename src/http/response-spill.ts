@@ -91,11 +91,6 @@ export class SpillingWriter {
     return this.#queued + this.#openingBytes + this.#batchBytes + (this.#file ? this.#file.size - this.#readPos : 0);
   }
 
-  /** Bytes currently spilled to disk and unsent. */
-  get spilled(): number {
-    return this.#file ? this.#file.size - this.#readPos : 0;
-  }
-
   /** Queue `chunk` for the client. Returns false when the upstream should pause until resume(). */
   write(chunk: Buffer): boolean {
     if (this.#done || this.#ending) return true;

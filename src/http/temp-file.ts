@@ -179,10 +179,6 @@ export class TempFile {
     }, true);
   }
 
-  get closed(): boolean {
-    return this.#closed;
-  }
-
   #writeAll(chunk: Buffer, offset: number, position: number, cb: (err: Error | null) => void): void {
     write(this.#fd, chunk, offset, chunk.length - offset, position, (err, n) => {
       if (err) cb(err);
