@@ -46,3 +46,26 @@ export function whenClientGone(req: IncomingMessage, res: ServerResponse, fn: ()
   set.add(once);
   return dispose;
 }
+
+/**
+ * Run `go` once `res` is the response its connection is sending: at once, unless the request
+ * was pipelined behind another whose response is still going out. `gone` runs instead when the
+ * client leaves first. Upstream work waits for this, as nginx handles a connection's pipelined
+ * requests one at a time: a response that cannot be sent yet would otherwise hold a php-fpm
+ * connection that the request ahead of it may be waiting for.
+ */
+export function whenResponseTurn(req: IncomingMessage, res: ServerResponse, go: () => void, gone: () => void): void {
+  if (res.socket !== null) {
+    go();
+    return;
+  }
+  const start = (): void => {
+    stop();
+    go();
+  };
+  const stop = whenClientGone(req, res, () => {
+    res.removeListener('socket', start);
+    gone();
+  });
+  res.once('socket', start);
+}

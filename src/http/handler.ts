@@ -18,7 +18,7 @@ import { isRejection, parseRequestTarget } from '../cgi/uri.js';
 import { type HandlerOptions, type ResolvedHandlerOptions, resolveHandlerOptions } from '../config/options.js';
 import { GatewayError, statusFor } from '../errors.js';
 import { ConnectionPool } from '../upstream/pool.js';
-import { whenClientGone } from './client-gone.js';
+import { whenClientGone, whenResponseTurn } from './client-gone.js';
 import { lingerWhenDone } from './linger.js';
 import { MemoryBudget } from './memory-budget.js';
 import { type BodyLimits, type PreparedBody, prepareBody } from './request-body.js';
@@ -127,14 +127,10 @@ export function createFastCgiHandler(options: HandlerOptions, deps: HandlerDeps 
         return;
       }
     }
-    if (prepared instanceof Promise) {
-      prepared.then(
-        (p) => dispatch(req, res, target, log, depth, redirectUri, p),
-        (err) => failEarly(req, res, err, log),
-      );
-    } else {
-      dispatch(req, res, target, log, depth, redirectUri, prepared);
-    }
+    const whenReady = (p: PreparedBody): void =>
+      whenResponseTurn(req, res, () => dispatch(req, res, target, log, depth, redirectUri, p), () => p.cleanup());
+    if (prepared instanceof Promise) prepared.then(whenReady, (err) => failEarly(req, res, err, log));
+    else whenReady(prepared);
   }
 
   function dispatch(

@@ -1451,5 +1451,26 @@ export function namedCases(): NamedCase[] {
       name: 'found: a pipelined Expect: 100-continue gets its 100 Continue before its final answer, not inside it',
       case: one(buildPlan([seg(requests.sleep(20)), seg(echo(3, 'cl', { expectContinue: true }), close)], noShape, drain)),
     },
+    {
+      // Found by the long campaign: the GETs pipelined behind a POST whose body was still coming
+      // took both pool connections while their answers could not be sent yet, so the POST
+      // waited for a connection until their send timeout dropped them.
+      name: 'found: requests pipelined behind an unfinished POST do not take the pool connections it needs',
+      case: (() => {
+        const post = seg(echo(12_288, 'cl'));
+        const rest = [seg(requests.big(204_820)), seg(requests.big(698_852), close)];
+        return one(
+          manualPlan(
+            [post, ...rest],
+            [
+              { op: 'write', data: post.bytes.subarray(0, 700) },
+              { op: 'pause', ms: 60 },
+              { op: 'write', data: Buffer.concat([post.bytes.subarray(700), ...rest.map((r) => r.bytes)]) },
+            ],
+            false,
+          ),
+        );
+      })(),
+    },
   ];
 }

@@ -10,6 +10,7 @@
  *   7 pipelined GET + garbage                              → 200, then 400, then close
  *   8 a head that never ends                               → 408 at the header timeout
  *   + a body that stops mid-way                            → 408 at the body timeout
+ *   + a deep pipeline on one connection                    → one php-fpm connection at a time
  * (5, the slow reader of a 100 MiB response, is in gateway-memory.test.ts: it measures RSS.)
  *
  * No assertion is on timing: timeouts are set short so that the old failure modes (a wedge,
@@ -302,5 +303,29 @@ describe('7 and 8: answers in request order, 408 at the header timeout', () => {
     const [res] = parseRawResponses(c.data());
     assert.equal(res?.status, 408);
     assert.equal(g.gw.handler.pool.stats.dispatched, before);
+  });
+});
+
+describe('pipelining: one client connection, one php-fpm connection at a time', () => {
+  test('requests pipelined on one connection run one after another, as nginx runs them', { timeout: 60_000 }, async (t) => {
+    const g = await startGateway({ fpm, gateway: { pool: { connections: WORKERS } } });
+    t.after(() => g.close());
+    let most = 0;
+    const sampler = setInterval(() => {
+      most = Math.max(most, g.gw.handler.pool.stats.busy);
+    }, 2);
+    t.after(() => clearInterval(sampler));
+    const c = rawClient(g.port);
+    const sleeps = Array.from({ length: WORKERS }, (_, i) => `GET /sleep.php?ms=${100 + i} HTTP/1.1\r\nHost: x\r\n\r\n`).join('');
+    c.sock.write(`${sleeps}GET /hello.php HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+    await c.closed;
+    clearInterval(sampler);
+    const responses = parseRawResponses(c.data());
+    assert.deepEqual(responses.map((r) => r.status), Array(WORKERS + 1).fill(200));
+    assert.equal(responses.at(-1)!.body.toString(), 'hello from php');
+    // Each sleep lasts 100 ms and the sampler looks every 2 ms: running them side by side
+    // (what node:http's own pipelining would do) shows up as more than one busy connection.
+    assert.ok(g.gw.handler.pool.stats.dispatched >= WORKERS + 1, 'every request went through the pool');
+    assert.equal(most, 1, 'at most one pool connection was busy for the pipelining client');
   });
 });
