@@ -14,10 +14,21 @@ export class GatewayError extends Error {
   }
 }
 
+/** One problem in a config: where (key path, and in a file its position) and what. */
+export interface ConfigIssue {
+  readonly path: ReadonlyArray<string | number>;
+  readonly message: string;
+  /** `file:line:column`, when the config came from a file. */
+  readonly where?: string;
+}
+
 /** Invalid options or configuration (thrown at construction, never at run time). */
 export class ConfigError extends GatewayError {
-  constructor(message: string, options?: { cause?: unknown }) {
+  /** Every problem found, when the schema found them (empty for a single hand-made check). */
+  readonly issues: readonly ConfigIssue[];
+  constructor(message: string, options?: { cause?: unknown; issues?: readonly ConfigIssue[] }) {
     super('GW_ERR_CONFIG_INVALID', message, options);
+    this.issues = options?.issues ?? [];
   }
 }
 

@@ -8,29 +8,21 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { BodySourceError, ConfigError } from './errors.js';
-import type { HandlerOptions } from './config/options.js';
+import type * as z from 'zod';
+import { parseOrThrow, stripUndefined } from './config/issues.js';
+import { serverSchema } from './config/schema.js';
 import { createFastCgiHandler, type FastCgiHandler } from './http/handler.js';
 import { lingerClose } from './http/linger.js';
 import { declaredLength } from './http/request-body.js';
 import { sendError } from './http/respond.js';
-import { type AccessLogFormat, createAccessLog, createLogger } from './logging/access-log.js';
+import { createAccessLog, createLogger } from './logging/access-log.js';
 import { VERSION } from './version.js';
 
-/** Options of `startGatewayServer`: the handler's, plus where and how to listen. */
-export interface GatewayServerOptions extends HandlerOptions {
-  /** `HOST:PORT`, `[v6]:PORT`, `:PORT`, `PORT` or `unix:/path.sock` (default `127.0.0.1:8080`). */
-  readonly listen?: string;
-  /** Access log format, or false for none (default 'json'). */
-  readonly accessLog?: AccessLogFormat | false;
-  /** Logger to use instead of one built from `accessLog` (errors are logged through it too). */
-  readonly logger?: Logger;
-  /** ms to receive the request head (default 60000). */
-  readonly headersTimeout?: number;
-  /** ms a kept-alive client connection may stay idle (default 5000). */
-  readonly keepAliveTimeout?: number;
-  /** ms for a whole request, 0 for none (default 0: uploads may be slow; the head timeout guards slowloris). */
-  readonly requestTimeout?: number;
-}
+/**
+ * Options of `startGatewayServer`: the handler's, plus where and how to listen (`serverShape` in
+ * config/schema.ts), plus a logger to use instead of one built from `accessLog`.
+ */
+export type GatewayServerOptions = z.input<typeof serverSchema> & { readonly logger?: Logger };
 
 /** A running server. */
 export interface GatewayServer {
@@ -41,8 +33,6 @@ export interface GatewayServer {
   /** Stop accepting, let running requests finish, close the pool. */
   close(): Promise<void>;
 }
-
-const SERVER_KEYS = ['listen', 'accessLog', 'logger', 'headersTimeout', 'keepAliveTimeout', 'requestTimeout'] as const;
 
 /** Status for a request that node:http could not parse or that ran out of time. */
 function clientErrorStatus(code: string | undefined): number {
@@ -83,11 +73,10 @@ export function parseListen(listen: string): { path: string } | { host: string; 
 
 /** Create and start the server. */
 export async function startGatewayServer(options: GatewayServerOptions): Promise<GatewayServer> {
-  const handlerOptions: Record<string, unknown> = { ...options };
-  for (const k of SERVER_KEYS) delete handlerOptions[k];
-  const handler = createFastCgiHandler(handlerOptions as unknown as HandlerOptions, { serverSoftware: `fastcgi-gateway/${VERSION}` });
-  const format = options.accessLog ?? 'json';
-  const logger = options.logger ?? (format === false ? null : createLogger(format));
+  const { logger: givenLogger, ...rest } = options;
+  const { listen, accessLog: format, headersTimeout, keepAliveTimeout, requestTimeout, ...handlerOptions } = parseOrThrow(serverSchema, stripUndefined(rest));
+  const handler = createFastCgiHandler(handlerOptions, { serverSoftware: `fastcgi-gateway/${VERSION}` });
+  const logger = givenLogger ?? (format === false ? null : createLogger(format));
   const accessLog = logger ? createAccessLog(logger) : null;
   const maxBody = handler.options.maxBodySize;
 
@@ -106,10 +95,9 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     handler(req, res);
   };
 
-  const headersTimeout = options.headersTimeout ?? 60_000;
   const server = http.createServer(
     {
-      keepAliveTimeout: options.keepAliveTimeout ?? 5000,
+      keepAliveTimeout,
       requireHostHeader: false,
       // node checks head and request deadlines on this interval (30 s by default, so a 60 s
       // header timeout fired after up to 90 s): check every second, or finer for short ones.
@@ -118,7 +106,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     serve,
   );
   server.headersTimeout = headersTimeout;
-  server.requestTimeout = options.requestTimeout ?? 0;
+  server.requestTimeout = requestTimeout;
   // Expect: 100-continue — refuse an oversized body before the client sends it.
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
     const len = declaredLength(req);
@@ -189,7 +177,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     });
   });
 
-  const target = parseListen(options.listen ?? '127.0.0.1:8080');
+  const target = parseListen(listen);
   if ('path' in target) rmSync(target.path, { force: true });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -219,7 +207,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
         server.closeIdleConnections();
       })
         .then(() => handler.close())
-        .then(() => new Promise<void>((resolve) => (logger && !options.logger ? logger.flush(() => resolve()) : resolve())));
+        .then(() => new Promise<void>((resolve) => (logger && !givenLogger ? logger.flush(() => resolve()) : resolve())));
       return closing;
     },
   };

@@ -15,7 +15,9 @@
  * (a reused socket fails before any response byte, with every body byte still held) is
  * retried once on a fresh socket.
  */
-import { PoolClosedError, PoolQueueFullError, PoolQueueTimeoutError, type GatewayError, UpstreamClosedError, ConfigError } from '../errors.js';
+import { deepFreeze, parseOrThrow, stripUndefined } from '../config/issues.js';
+import { type PoolOptions, poolSchema, type ResolvedPoolOptions } from '../config/schema.js';
+import { PoolClosedError, PoolQueueFullError, PoolQueueTimeoutError, type GatewayError, UpstreamClosedError } from '../errors.js';
 import { type UpstreamAddress, parseAddress } from './address.js';
 import { UpstreamConnection, type ConnectionOwner, type ConnectionTimeouts } from './connection.js';
 import { connectSocket, type ReadSink } from './connector.js';
@@ -25,93 +27,14 @@ import { queryValues, type ResponderValues } from './values.js';
 /** Bytes each connection reads at a time, into its own fixed buffer (php-fpm records ≤ 64 KiB). */
 const READ_BUFFER_SIZE = 64 * 1024;
 
-/** Pool options. Durations in ms (0 disables), sizes in bytes. */
-export interface PoolOptions {
-  /** Maximum open connections (default 4). Keep it ≤ php-fpm's pm.max_children. */
-  readonly connections?: number;
-  /** Send FCGI_KEEP_CONN and reuse sockets (default true). */
-  readonly keepAlive?: boolean;
-  /**
-   * Close a socket idle in the pool this long (default 1000). Short on purpose: a kept
-   * php-fpm connection pins its worker even while idle, so other clients of the pool (another
-   * gateway, `run` from cron, monitoring) wait behind our idle sockets. Idle sockets are a
-   * LIFO stack, so under load the hot ones stay and only those beyond the current concurrency
-   * expire. Measured here on hello.php (wrk -c50, 4 workers): keep-alive 22.8k req/s at
-   * 35 µs of gateway CPU per request, a new connection per request 9.2k req/s at 121 µs
-   * (unix socket) and 7.5k at 146 µs (TCP): the reconnect is paid only by a socket that was
-   * idle for a whole second, ≤ 0.01 % of a core.
-   */
-  readonly idleTimeout?: number;
-  /** Requests allowed to wait for a connection (default 1024); more → GW_ERR_POOL_QUEUE_FULL. */
-  readonly maxQueue?: number;
-  /** Longest wait in the queue (default 10000) → GW_ERR_POOL_QUEUE_TIMEOUT. */
-  readonly queueTimeout?: number;
-  /** Connect timeout (default 5000) → GW_ERR_CONNECT_TIMEOUT. */
-  readonly connectTimeout?: number;
-  /** Longest silence while a response is expected (default 60000) → GW_ERR_UPSTREAM_READ_TIMEOUT. */
-  readonly readTimeout?: number;
-  /** Longest wait for the upstream to accept request bytes (default 60000) → GW_ERR_UPSTREAM_WRITE_TIMEOUT. */
-  readonly writeTimeout?: number;
-  /** Requests per socket before it is retired (default 0: no limit); match pm.max_requests. */
-  readonly maxRequestsPerConnection?: number;
-  /** Stream-body bytes held so a request can be replayed on a fresh socket (default 65536). */
-  readonly retryBufferSize?: number;
-  /**
-   * Ask the responder for FCGI_MAX_CONNS once, before the first connection, and cap
-   * `connections` to it (default true). A responder that does not answer is used as configured.
-   */
-  readonly probeLimits?: boolean;
-}
+export type { PoolOptions, ResolvedPoolOptions } from '../config/schema.js';
 
-/** Options after defaults, as the pool uses them. */
-export type ResolvedPoolOptions = Required<PoolOptions>;
-
-/** Defaults (ms / bytes). */
-export const POOL_DEFAULTS: ResolvedPoolOptions = Object.freeze({
-  connections: 4,
-  keepAlive: true,
-  idleTimeout: 1_000,
-  maxQueue: 1024,
-  queueTimeout: 10_000,
-  connectTimeout: 5_000,
-  readTimeout: 60_000,
-  writeTimeout: 60_000,
-  maxRequestsPerConnection: 0,
-  retryBufferSize: 65_536,
-  probeLimits: true,
-});
+/** Defaults (ms / bytes), from the schema. */
+export const POOL_DEFAULTS: ResolvedPoolOptions = deepFreeze(poolSchema.parse({}));
 
 /** Validate and default pool options; throws ConfigError naming the bad field. */
 export function resolvePoolOptions(input: PoolOptions = {}, path = 'pool'): ResolvedPoolOptions {
-  const known = new Set(Object.keys(POOL_DEFAULTS));
-  for (const key of Object.keys(input)) {
-    if (!known.has(key)) throw new ConfigError(`unknown option ${path}.${key}`);
-  }
-  const out = { ...POOL_DEFAULTS, ...stripUndefined(input) } as ResolvedPoolOptions;
-  const int = (key: keyof ResolvedPoolOptions, min: number, unit: string): void => {
-    const v = out[key];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) {
-      throw new ConfigError(`${path}.${key} must be an integer ≥ ${min}${unit ? ` (${unit})` : ''}`);
-    }
-  };
-  int('connections', 1, '');
-  int('idleTimeout', 0, 'ms');
-  int('maxQueue', 0, '');
-  int('queueTimeout', 0, 'ms');
-  int('connectTimeout', 0, 'ms');
-  int('readTimeout', 0, 'ms');
-  int('writeTimeout', 0, 'ms');
-  int('maxRequestsPerConnection', 0, '');
-  int('retryBufferSize', 0, 'bytes');
-  if (typeof out.keepAlive !== 'boolean') throw new ConfigError(`${path}.keepAlive must be a boolean`);
-  if (typeof out.probeLimits !== 'boolean') throw new ConfigError(`${path}.probeLimits must be a boolean`);
-  return Object.freeze(out);
-}
-
-function stripUndefined<T extends object>(o: T): Partial<T> {
-  const r: Partial<T> = {};
-  for (const [k, v] of Object.entries(o)) if (v !== undefined) (r as Record<string, unknown>)[k] = v;
-  return r;
+  return deepFreeze(parseOrThrow(poolSchema, stripUndefined(input), path));
 }
 
 /** A read-only snapshot of the pool. */

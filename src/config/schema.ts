@@ -1,0 +1,294 @@
+/**
+ * The one schema for every option: pool, handler (php route), server, and the config file
+ * (listen, upstreams, sites, routes). It gives the TypeScript types, the defaults, the
+ * validation with key paths, and the key list that docs/configuration.md is checked against.
+ *
+ * zod 4, because it infers the types from the schema (no second declaration to drift), reports
+ * every issue with its key path and the offending input, rejects unknown keys in strict objects
+ * with the key named (the loader adds "did you mean"), and transforms units in place.
+ *
+ * Sizes take `64k`/`1m`/`1g` or bytes; durations `500ms`/`30s`/`5m` or ms (config/units.ts).
+ * This module is a leaf, like errors.ts: any layer may import it; it reads no file or env.
+ */
+import * as z from 'zod';
+import { parseDuration, parseSize } from './units.js';
+
+/** A size: bytes, or a string with a unit. */
+export const size = (def: number, description: string) =>
+  z
+    .union([z.number(), z.string()])
+    .transform((v, ctx) => {
+      const n = parseSize(v);
+      if (n === null) {
+        ctx.addIssue({ code: 'custom', message: 'expected a size: bytes, or a number with k, m or g (64k, 1m)', input: v });
+        return z.NEVER;
+      }
+      return n;
+    })
+    .default(def)
+    .meta({ description, unit: 'size' });
+
+/** A duration: milliseconds, or a string with a unit. */
+export const duration = (def: number, description: string) =>
+  z
+    .union([z.number(), z.string()])
+    .transform((v, ctx) => {
+      const n = parseDuration(v);
+      if (n === null) {
+        ctx.addIssue({ code: 'custom', message: 'expected a duration: ms, or a number with ms, s, m or h (500ms, 30s)', input: v });
+        return z.NEVER;
+      }
+      return n;
+    })
+    .default(def)
+    .meta({ description, unit: 'duration' });
+
+const count = (min: number, def: number, description: string) => z.number().int().min(min).default(def).meta({ description });
+const flag = (def: boolean, description: string) => z.boolean().default(def).meta({ description });
+const strings = (def: readonly string[], description: string) =>
+  z
+    .array(z.string())
+    .readonly()
+    .default([...def])
+    .meta({ description });
+
+// ─── pool ────────────────────────────────────────────────────────────────────────────────────
+
+export const poolShape = {
+  connections: count(1, 4, "Most connections open to the upstream. Keep the sum over everything sharing a php-fpm pool ≤ its pm.max_children."),
+  keepAlive: flag(true, 'Send FCGI_KEEP_CONN and reuse connections.'),
+  idleTimeout: duration(
+    1000,
+    'Close a connection idle this long. Short on purpose: an idle kept connection pins its php-fpm worker, so other clients of the pool wait behind it.',
+  ),
+  maxQueue: count(0, 1024, 'Requests allowed to wait for a connection; more get 503 (GW_ERR_POOL_QUEUE_FULL).'),
+  queueTimeout: duration(10_000, 'Longest wait for a connection, then 503 (GW_ERR_POOL_QUEUE_TIMEOUT).'),
+  connectTimeout: duration(5000, 'Connect timeout, then 504 (GW_ERR_CONNECT_TIMEOUT).'),
+  readTimeout: duration(60_000, 'Longest silence while a response is expected, then 504 (GW_ERR_UPSTREAM_READ_TIMEOUT).'),
+  writeTimeout: duration(60_000, 'Longest wait for the upstream to accept request bytes (GW_ERR_UPSTREAM_WRITE_TIMEOUT).'),
+  maxRequestsPerConnection: count(0, 0, "Requests per connection before it is retired (0: no limit); match php-fpm's pm.max_requests."),
+  retryBufferSize: size(65_536, 'Streamed request-body bytes kept so that a request can be replayed on a fresh connection after a stale one failed.'),
+  probeLimits: flag(true, 'Ask the responder for FCGI_MAX_CONNS before the first connection and cap connections to it.'),
+};
+export const poolSchema = z.strictObject(poolShape);
+/** Options of `ConnectionPool`. Durations in ms (0 disables) or with units, sizes in bytes or with units. */
+export type PoolOptions = z.input<typeof poolSchema>;
+export type ResolvedPoolOptions = Readonly<z.output<typeof poolSchema>>;
+
+// ─── php route (the handler) ─────────────────────────────────────────────────────────────────
+
+const sendfileSchema = z
+  .strictObject({
+    header: z
+      .string()
+      .regex(/^[A-Za-z0-9-]+$/, 'expected a header name')
+      .meta({ description: 'Response header that names the file (X-Accel-Redirect, X-Sendfile).' }),
+    root: z
+      .string()
+      .startsWith('/', 'expected an absolute directory path')
+      .meta({ description: 'Directory the named file must be inside; the header value is a path under it.' }),
+  })
+  .nullable()
+  .default(null)
+  .meta({ description: 'Serve responses that carry this header from the static file path instead (null: off).' });
+
+/** Options of a php route: everything of today's handler except where it runs. */
+export const phpShape = {
+  index: z
+    .array(z.string().regex(/^[^/]+$/, 'expected a file name'))
+    .readonly()
+    .default(['index.php', 'index.html'])
+    .meta({ description: 'Index files tried for a directory, in order.' }),
+  frontController: z
+    .string()
+    .startsWith('/', 'expected a URL path starting with /')
+    .nullable()
+    .default('/index.php')
+    .meta({ description: 'Script that gets requests matching nothing else (try_files $uri $uri/ /index.php?$args), when it exists; null: none.' }),
+  scriptExtensions: z
+    .array(z.string().regex(/^\.[A-Za-z0-9]+$/, 'expected an extension such as ".php"'))
+    .readonly()
+    .default(['.php'])
+    .meta({ description: 'Script extensions sent to FastCGI, matched case-sensitively.' }),
+  static: flag(true, 'Serve existing non-script files directly.'),
+  allowedDotfiles: strings(['.well-known'], 'Path segments starting with "." that may be served.'),
+  params: z.record(z.string(), z.string()).default({}).meta({ description: 'Extra CGI params, overriding the mapped ones (PHP_VALUE and PHP_ADMIN_VALUE come only from here).' }),
+  trustedProxies: strings([], 'Peer addresses whose X-Forwarded-For and X-Forwarded-Proto are believed.'),
+  serverName: z.string().nullable().default(null).meta({ description: "SERVER_NAME; null: the request's Host without its port." }),
+  maxBodySize: size(1024 ** 3, 'Largest request body, else 413 (0: no limit).'),
+  requestBuffering: flag(
+    true,
+    "Read the whole request body before taking an upstream connection (nginx fastcgi_request_buffering on), so that a slow uploader never holds a php-fpm worker. false streams Content-Length bodies as they arrive.",
+  ),
+  bodyBufferSize: size(1024 ** 2, 'Request-body bytes one request may hold in memory (within memoryBudget); more goes to an unlinked temp file.'),
+  clientBodyTimeout: duration(60_000, 'Longest gap between two request-body chunks (nginx client_body_timeout): 408 while buffering; 0: none.'),
+  responseBufferSize: size(64 * 1024, 'Response bytes held in memory for a client slower than the upstream (within memoryBudget) before spilling to a temp file.'),
+  memoryBudget: size(64 * 1024 ** 2, 'Bytes that request bodies and unsent responses may hold in memory in this process, all requests together; past it they go to temp files.'),
+  maxResponseSpill: size(1024 ** 3, 'Most response bytes spilled to a temp file per response (nginx fastcgi_max_temp_file_size); past it the upstream is paused. 0: pure backpressure.'),
+  sendTimeout: duration(60_000, 'A client that reads nothing of a response for this long is dropped (nginx send_timeout); 0: never.'),
+  tmpDir: z.string().default('').meta({ description: 'Directory for temp files (spooled bodies, spilled responses); empty: the OS temp dir.' }),
+  maxHeadSize: size(64 * 1024, 'Largest CGI response head, else 502.'),
+  maxLocalRedirects: count(0, 10, 'Local redirects (RFC 3875 §6.2.2) followed per request before 502.'),
+  sendfile: sendfileSchema,
+  maxStderrLog: size(8192, 'FastCGI STDERR bytes logged per request; the rest is counted.'),
+  allowUnderscoreHeaders: flag(false, 'Forward request header names containing "_" (nginx underscores_in_headers).'),
+  statCacheTtl: duration(1000, 'How long a file or directory is remembered to exist, saving a stat per request (0: stat every time).'),
+};
+
+const addressText = z.string().min(1, 'expected an address (unix:/path.sock, host:port or [v6]:port)');
+
+export const handlerSchema = z.strictObject({
+  root: z.string().min(1, 'expected a directory path').meta({ description: 'Document root: static files and scripts live here.' }),
+  upstream: addressText.meta({ description: 'FastCGI address: unix:/path.sock, host:port or [v6]:port.' }),
+  pool: poolSchema.default(poolSchema.parse({})).meta({ description: 'Upstream pool settings.' }),
+  ...phpShape,
+});
+/** Options of `createFastCgiHandler`. */
+export type HandlerOptions = z.input<typeof handlerSchema>;
+export type ResolvedHandlerOptions = Readonly<z.output<typeof handlerSchema>>;
+
+// ─── server ──────────────────────────────────────────────────────────────────────────────────
+
+export const accessLogSchema = z.union([z.enum(['json', 'pretty']), z.literal(false)]);
+
+export const serverShape = {
+  listen: z.string().default('127.0.0.1:8080').meta({ description: 'HOST:PORT, [v6]:PORT, :PORT, PORT or unix:/path.sock.' }),
+  accessLog: accessLogSchema.default('json').meta({ description: 'Access log format: json, pretty, or false for none.' }),
+  headersTimeout: duration(60_000, 'Time to receive a request head, then 408.'),
+  keepAliveTimeout: duration(5000, 'How long a kept-alive client connection may stay idle.'),
+  requestTimeout: duration(0, 'Time for a whole request (0: none; the head and body timeouts guard slow clients).'),
+};
+export const serverSchema = handlerSchema.extend(serverShape);
+
+// ─── the config file ─────────────────────────────────────────────────────────────────────────
+
+/** An upstream reference: a name from `upstreams`, or an address given inline. */
+export const isInlineAddress = (s: string): boolean => s.startsWith('unix:') || s.startsWith('/') || s.includes(':');
+
+const upstreamSchema = z.strictObject({
+  servers: z.array(addressText).min(1, 'expected at least one server').meta({ description: 'FastCGI servers of the group: unix:/path.sock or host:port.' }),
+  balance: z.enum(['least_conn', 'round_robin']).default('least_conn').meta({ description: 'How requests are spread over the servers.' }),
+  ...poolShape,
+});
+
+// memoryBudget is the process's, set once at the top of the file.
+const { memoryBudget: _processWide, ...phpRouteShape } = phpShape;
+const phpRouteSchema = z.strictObject({
+  upstream: z.string().min(1).meta({ description: 'Name from upstreams, or an address inline.' }),
+  root: z.string().min(1).optional().meta({ description: "Document root of this route (default: the site's root)." }),
+  ...phpRouteShape,
+});
+
+const fastcgiRouteSchema = z.strictObject({
+  upstream: z.string().min(1).meta({ description: 'Name from upstreams, or an address inline (unix:/run/fcgiwrap.socket).' }),
+  script: z.string().startsWith('/', 'expected an absolute path').meta({ description: 'SCRIPT_FILENAME for every request under the prefix.' }),
+  params: z.record(z.string(), z.string()).default({}).meta({ description: 'Extra CGI params (GIT_PROJECT_ROOT, ...).' }),
+  maxBodySize: phpShape.maxBodySize,
+  requestBuffering: phpShape.requestBuffering,
+  clientBodyTimeout: phpShape.clientBodyTimeout,
+  sendTimeout: phpShape.sendTimeout,
+});
+
+const staticRouteSchema = z.strictObject({
+  root: z.string().min(1).optional().meta({ description: "Directory served under the prefix (default: the site's root)." }),
+  index: z.array(z.string()).default(['index.html']).meta({ description: 'Index files tried for a directory.' }),
+});
+
+const redirectRouteSchema = z.strictObject({
+  to: z.string().min(1).meta({ description: 'Target URL or path.' }),
+  status: z.union([z.literal(301), z.literal(302), z.literal(303), z.literal(307), z.literal(308)]).default(302).meta({ description: 'Redirect status.' }),
+  keepPath: flag(false, 'Append the path after the prefix, and the query, to the target.'),
+});
+
+const headersSchema = z
+  .strictObject({
+    add: z.record(z.string(), z.string()).default({}).meta({ description: 'Headers appended to the response.' }),
+    set: z.record(z.string(), z.string()).default({}).meta({ description: 'Headers that replace any the upstream sent.' }),
+    remove: strings([], 'Headers removed from the response.'),
+  })
+  .default({ add: {}, set: {}, remove: [] });
+
+export const ROUTE_KINDS = ['php', 'fastcgi', 'static', 'redirect'] as const;
+export type RouteKind = (typeof ROUTE_KINDS)[number];
+
+const routeSchema = z
+  .strictObject({
+    path: z.string().startsWith('/', 'expected a path prefix starting with /').meta({ description: 'Path prefix; the longest matching prefix wins.' }),
+    php: phpRouteSchema.optional().meta({ description: 'PHP scripts from a document root, as the nginx + php-fpm setup does.' }),
+    fastcgi: fastcgiRouteSchema.optional().meta({ description: 'One fixed FastCGI script for every request under the prefix (fcgiwrap + git-http-backend).' }),
+    static: staticRouteSchema.optional().meta({ description: 'Files only (ETag, Range, 304).' }),
+    redirect: redirectRouteSchema.optional().meta({ description: 'Answer with a redirect.' }),
+    earlyHints: strings([], 'Link values sent as 103 Early Hints before the request is dispatched.'),
+    headers: headersSchema.meta({ description: 'Response headers to add, set or remove.' }),
+    accessLog: flag(true, "Log this route's requests."),
+  })
+  .superRefine((r, ctx) => {
+    const kinds = ROUTE_KINDS.filter((k) => r[k] !== undefined);
+    if (kinds.length !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `a route needs exactly one of ${ROUTE_KINDS.join(', ')}; ${kinds.length === 0 ? 'found none' : `found ${kinds.join(' and ')}`}`,
+        input: r,
+      });
+    }
+  });
+
+const siteSchema = z.strictObject({
+  hosts: z.array(z.string().min(1)).min(1).default(['*']).meta({ description: 'Host names: exact, "*.example.com", or "*" for the default site.' }),
+  root: z.string().min(1).optional().meta({ description: 'Document root of the php and static routes that give none.' }),
+  routes: z.array(routeSchema).min(1, 'expected at least one route').meta({ description: 'Routes by path prefix.' }),
+});
+
+export const configSchema = z
+  .strictObject({
+    listen: z
+      .union([z.string(), z.array(z.string()).min(1)])
+      .default(['127.0.0.1:8080'])
+      .transform((v) => (typeof v === 'string' ? [v] : v))
+      .meta({ description: 'Addresses to listen on: HOST:PORT, [v6]:PORT, :PORT or unix:/path.sock.' }),
+    accessLog: serverShape.accessLog,
+    headersTimeout: serverShape.headersTimeout,
+    keepAliveTimeout: serverShape.keepAliveTimeout,
+    requestTimeout: serverShape.requestTimeout,
+    memoryBudget: phpShape.memoryBudget,
+    tmpDir: phpShape.tmpDir,
+    upstreams: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'expected a name of letters, digits, _ . -'), upstreamSchema).default({}).meta({ description: 'Named FastCGI upstreams.' }),
+    sites: z.array(siteSchema).min(1, 'expected at least one site').meta({ description: 'Sites, matched by Host.' }),
+  })
+  .superRefine((c, ctx) => {
+    const seen = new Map<string, number>();
+    c.sites.forEach((site, i) => {
+      site.hosts.forEach((h, j) => {
+        const key = h.toLowerCase();
+        const first = seen.get(key);
+        if (first !== undefined) ctx.addIssue({ code: 'custom', path: ['sites', i, 'hosts', j], message: `host ${JSON.stringify(h)} is already served by site ${first}`, input: h });
+        else seen.set(key, i);
+      });
+      site.routes.forEach((r, j) => {
+        for (const kind of ['php', 'fastcgi'] as const) {
+          const up = r[kind]?.upstream;
+          if (up !== undefined && !isInlineAddress(up) && !(up in c.upstreams)) {
+            const names = Object.keys(c.upstreams);
+            ctx.addIssue({
+              code: 'custom',
+              path: ['sites', i, 'routes', j, kind, 'upstream'],
+              message: `no upstream named ${JSON.stringify(up)} (${names.length ? `defined: ${names.join(', ')}` : 'none defined'}; an address inline needs a ":" or "unix:")`,
+              input: up,
+            });
+          }
+        }
+        if ((r.php && !r.php.root && !site.root) || (r.static && !r.static.root && !site.root)) {
+          ctx.addIssue({ code: 'custom', path: ['sites', i, 'routes', j], message: 'this route needs a root (on the route or its site)', input: r });
+        }
+      });
+    });
+  });
+/** The config file, as written. */
+export type GatewayConfigInput = z.input<typeof configSchema>;
+/** The config file with every default filled in. */
+export type GatewayConfig = z.output<typeof configSchema>;
+export type SiteConfig = GatewayConfig['sites'][number];
+export type RouteConfig = SiteConfig['routes'][number];
+export type UpstreamConfig = GatewayConfig['upstreams'][string];
+export type PhpRouteConfig = NonNullable<RouteConfig['php']>;
+export type FastCgiRouteConfig = NonNullable<RouteConfig['fastcgi']>;

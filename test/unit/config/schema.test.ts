@@ -1,0 +1,81 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { resolveHandlerOptions } from '../../../src/config/options.js';
+import { closest, knownKeysAt } from '../../../src/config/issues.js';
+import { configSchema, handlerSchema } from '../../../src/config/schema.js';
+import { ConfigError } from '../../../src/errors.js';
+import { POOL_DEFAULTS, resolvePoolOptions } from '../../../src/upstream/pool.js';
+
+const issuesOf = (fn: () => unknown): string[] => {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `a ConfigError, got ${String(err)}`);
+    return err.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+  }
+  assert.fail('expected a ConfigError');
+};
+
+test('pool options: defaults, units, and every bad key named with its path', () => {
+  assert.equal(POOL_DEFAULTS.connections, 4);
+  assert.equal(POOL_DEFAULTS.idleTimeout, 1000);
+  const p = resolvePoolOptions({ connections: 8, idleTimeout: '2s', retryBufferSize: '128k' });
+  assert.equal(p.connections, 8);
+  assert.equal(p.idleTimeout, 2000);
+  assert.equal(p.retryBufferSize, 131_072);
+  assert.ok(Object.isFrozen(p));
+  assert.deepEqual(issuesOf(() => resolvePoolOptions({ connections: 0 })), ['connections: expected ≥ 1, found 0 (a number)']);
+  assert.deepEqual(issuesOf(() => resolvePoolOptions({ conections: 3 } as never)), [': unknown key "conections" (did you mean "connections"?)']);
+  assert.throws(() => resolvePoolOptions({ keepAlive: 'yes' } as never, 'upstreams.app'), /^ConfigError: upstreams\.app\.keepAlive: expected true or false, found "yes"/);
+  assert.throws(() => resolvePoolOptions({ connectTimeout: '5 parsecs' }), /connectTimeout: expected a duration/);
+});
+
+test('handler options: defaults filled, root resolved, values checked', () => {
+  const o = resolveHandlerOptions({ root: '/srv/app/', upstream: 'unix:/run/php.sock' }, '/tmp');
+  assert.equal(o.root, '/srv/app');
+  assert.equal(o.tmpDir, '/tmp');
+  assert.deepEqual(o.index, ['index.php', 'index.html']);
+  assert.equal(o.frontController, '/index.php');
+  assert.equal(o.maxBodySize, 1024 ** 3);
+  assert.equal(o.pool.connections, 4);
+  assert.ok(Object.isFrozen(o) && Object.isFrozen(o.pool) && Object.isFrozen(o.index));
+  // undefined means "not given", as the library has always taken it.
+  assert.equal(resolveHandlerOptions({ root: '/srv', upstream: 'x:1', maxBodySize: undefined }, '/tmp').maxBodySize, 1024 ** 3);
+  assert.equal(resolveHandlerOptions({ root: '/srv', upstream: 'x:1', maxBodySize: '10m', sendTimeout: '1m' }, '/tmp').sendTimeout, 60_000);
+  const problems = issuesOf(() =>
+    resolveHandlerOptions({ root: '', upstream: 'x:1', index: ['a/b'], scriptExtensions: ['php'], frontController: 'index.php', sendfile: { header: 'X Bad', root: 'rel' } } as never, '/tmp'),
+  );
+  assert.deepEqual(problems.map((p) => p.split(':')[0]), ['root', 'index.0', 'frontController', 'scriptExtensions.0', 'sendfile.header', 'sendfile.root']);
+  assert.match(issuesOf(() => resolveHandlerOptions({ upstream: 'x:1' } as never, '/tmp'))[0]!, /^root: is required/);
+});
+
+test('"did you mean": near keys are suggested, unrelated ones are not', () => {
+  const keys = knownKeysAt(handlerSchema, []);
+  assert.ok(keys.includes('maxBodySize') && keys.includes('pool'));
+  assert.equal(closest('maxBodysize', keys), 'maxBodySize');
+  assert.equal(closest('frontcontroler', keys), 'frontController');
+  assert.equal(closest('colour', keys), null);
+  assert.deepEqual(knownKeysAt(configSchema, ['sites', 0, 'routes', 3, 'php']).includes('upstream'), true);
+  assert.deepEqual(knownKeysAt(configSchema, ['upstreams', 'app']).includes('servers'), true);
+});
+
+test('config file schema: route kinds, unknown upstream names, duplicate hosts', () => {
+  const site = (routes: unknown[], extra = {}) => ({ root: '/srv', routes, ...extra });
+  const ok = configSchema.parse({ upstreams: { app: { servers: ['unix:/a.sock'] } }, sites: [site([{ path: '/', php: { upstream: 'app' } }])] });
+  assert.deepEqual(ok.listen, ['127.0.0.1:8080']);
+  assert.equal(ok.sites[0]!.hosts[0], '*');
+  assert.equal(ok.upstreams['app']!.balance, 'least_conn');
+  assert.equal(ok.sites[0]!.routes[0]!.php!.maxBodySize, 1024 ** 3);
+  const bad = (c: unknown): string[] => {
+    const r = configSchema.safeParse(c);
+    assert.ok(!r.success, 'rejected');
+    return r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+  };
+  assert.match(bad({ sites: [site([{ path: '/', php: { upstream: 'app' } }])] })[0]!, /sites\.0\.routes\.0\.php\.upstream: no upstream named "app" \(none defined/);
+  assert.match(bad({ sites: [site([{ path: '/', static: {}, redirect: { to: '/x' } }])] })[0]!, /exactly one of .*found static and redirect/);
+  assert.match(bad({ sites: [site([{ path: '/' }])] })[0]!, /found none/);
+  assert.match(bad({ sites: [site([{ path: '/', static: {} }], { hosts: ['a.test'] }), site([{ path: '/', static: {} }], { hosts: ['A.test'] })] })[0]!, /sites\.1\.hosts\.0: host "A\.test" is already served by site 0/);
+  assert.match(bad({ sites: [{ routes: [{ path: '/', static: {} }] }] })[0]!, /needs a root/);
+  // An address inline needs no upstreams entry.
+  assert.ok(configSchema.safeParse({ sites: [site([{ path: '/', php: { upstream: '127.0.0.1:9000' } }])] }).success);
+});
