@@ -112,6 +112,9 @@ try {
       // for a deadline are slow), then print it with a replay command.
       const shrunk = await fc.check(fuzzProperty(h, maxShrinks), { seed: caseSeed, numRuns: 1, skipAllAfterTimeLimit: shrinkTimeLimit });
       console.log(`\n### new failure group ${groups.size}: ${sig}`);
+      // The first failure's own message: the shrunk replay may pass when the failure hung on timing.
+      console.log(`first failure (seed ${caseSeed}): ${message.slice(0, 2000)}`);
+      if (shrunk.failed) console.log(`after shrinking: ${String((shrunk.errorInstance as Error | undefined)?.message ?? shrunk.errorInstance).slice(0, 2000)}`);
       console.log(fc.defaultReportMessage(shrunk.failed ? shrunk : details));
       console.log(`replay: FUZZ_SEED=${caseSeed} FUZZ_RUNS=1 node --import tsx --test test/integration/http-fuzz.test.ts\n`);
     }

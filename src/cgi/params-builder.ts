@@ -40,6 +40,8 @@ export interface ScriptTarget {
   readonly query: string;
   /** Absolute document root, no trailing slash. */
   readonly documentRoot: string;
+  /** SCRIPT_FILENAME when it is not documentRoot + scriptName (one fixed script for a prefix). */
+  readonly scriptFilename?: string;
 }
 
 /** Settings that shape the params. */
@@ -69,7 +71,7 @@ export function buildCgiParams(
 ): Array<[string, ParamBytes]> {
   const out: Array<[string, ParamBytes]> = [];
   const headers = collectHeaders(req.rawHeaders, settings.allowUnderscoreHeaders === true);
-  const scriptFilename = target.documentRoot + target.scriptName;
+  const scriptFilename = target.scriptFilename ?? target.documentRoot + target.scriptName;
   const host = headers.get('HTTP_HOST');
   out.push(
     ['SCRIPT_FILENAME', scriptFilename],

@@ -43,6 +43,14 @@ export interface HandlerDeps {
   readonly pool?: ConnectionPool;
   /** SERVER_SOFTWARE (default `fastcgi-gateway`). */
   readonly serverSoftware?: string;
+  /** Share this memory budget (one per process) instead of creating one of `memoryBudget`. */
+  readonly budget?: MemoryBudget;
+  /**
+   * Send every request to this one script instead of routing in the document root (a
+   * `fastcgi` route: git-http-backend behind fcgiwrap). `scriptName` is the route's prefix
+   * without its trailing slash; PATH_INFO is the rest of the path.
+   */
+  readonly fixedScript?: { readonly filename: string; readonly scriptName: string };
 }
 
 /** What the access log reads from a response. */
@@ -63,7 +71,7 @@ export function createFastCgiHandler(options: HandlerOptions, deps: HandlerDeps 
   const trusted = new Set(o.trustedProxies.map(stripV4Mapped));
   const files = new FileKindCache(o.statCacheTtl);
   const smallFiles = new SmallFileCache({ ttl: o.statCacheTtl });
-  const budget = new MemoryBudget(o.memoryBudget);
+  const budget = deps.budget ?? new MemoryBudget(o.memoryBudget);
   const bodyLimits: BodyLimits = { ...o, budget };
   const relayOptions: RelayOptions = {
     maxHeadSize: o.maxHeadSize,
@@ -77,6 +85,13 @@ export function createFastCgiHandler(options: HandlerOptions, deps: HandlerDeps 
     if (isRejection(target)) {
       log.warn({ reason: target.reason }, 'bad request target');
       drainAndReply(req, res, target.status);
+      return;
+    }
+    const fixed = deps.fixedScript;
+    if (fixed !== undefined) {
+      const { path, query } = target;
+      const pathInfo = path.startsWith(fixed.scriptName) ? path.slice(fixed.scriptName.length) : path;
+      runScript(req, res, { scriptName: fixed.scriptName, pathInfo, documentUri: path, query, documentRoot: o.root, scriptFilename: fixed.filename }, log, 0, null);
       return;
     }
     const r = route(target, o, files);
