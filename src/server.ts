@@ -10,12 +10,13 @@ import type { Logger } from 'pino';
 import { BodySourceError, ConfigError } from './errors.js';
 import type * as z from 'zod';
 import { parseOrThrow, stripUndefined } from './config/issues.js';
-import { serverSchema } from './config/schema.js';
+import { type GatewayConfig, serverSchema } from './config/schema.js';
+import { createGatewayHandler, type GatewayHandler } from './http/gateway-handler.js';
 import { createFastCgiHandler, type FastCgiHandler } from './http/handler.js';
 import { lingerClose } from './http/linger.js';
 import { declaredLength } from './http/request-body.js';
 import { sendError } from './http/respond.js';
-import { createAccessLog, createLogger } from './logging/access-log.js';
+import { type AccessLogFormat, createAccessLog, createLogger } from './logging/access-log.js';
 import { VERSION } from './version.js';
 
 /**
@@ -25,13 +26,35 @@ import { VERSION } from './version.js';
 export type GatewayServerOptions = z.input<typeof serverSchema> & { readonly logger?: Logger };
 
 /** A running server. */
-export interface GatewayServer {
+export interface GatewayServer<H = FastCgiHandler> {
+  /** The first listener's URL (`http://127.0.0.1:8080` or `unix:/path`). */
   readonly url: string;
+  /** Every listener's URL, in config order. */
+  readonly urls: readonly string[];
+  /** The first listener's server. */
   readonly server: http.Server;
-  readonly handler: FastCgiHandler;
+  readonly servers: readonly http.Server[];
+  readonly handler: H;
   readonly logger: Logger | null;
-  /** Stop accepting, let running requests finish, close the pool. */
+  /** Stop accepting, let running requests finish, close the pools. */
   close(): Promise<void>;
+}
+
+/** What the listeners serve: a handler, and what the server asks of it before the handler runs. */
+interface ServedApp {
+  handle(req: IncomingMessage, res: ServerResponse): void;
+  /** Largest body the request's route accepts (0: no limit), checked on `Expect: 100-continue`. */
+  maxBodySize(req: IncomingMessage): number;
+  /** Whether the request is access-logged. */
+  logs(req: IncomingMessage): boolean;
+  close(): Promise<void>;
+}
+
+interface ListenSettings {
+  readonly listen: readonly string[];
+  readonly headersTimeout: number;
+  readonly keepAliveTimeout: number;
+  readonly requestTimeout: number;
 }
 
 /** Status for a request that node:http could not parse or that ran out of time. */
@@ -71,20 +94,39 @@ export function parseListen(listen: string): { path: string } | { host: string; 
   return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
 }
 
-/** Create and start the server. */
+/** Create and start the server for one document root and one upstream (what `serve` flags mean). */
 export async function startGatewayServer(options: GatewayServerOptions): Promise<GatewayServer> {
   const { logger: givenLogger, ...rest } = options;
   const { listen, accessLog: format, headersTimeout, keepAliveTimeout, requestTimeout, ...handlerOptions } = parseOrThrow(serverSchema, stripUndefined(rest));
   const handler = createFastCgiHandler(handlerOptions, { serverSoftware: `fastcgi-gateway/${VERSION}` });
+  const maxBody = handler.options.maxBodySize;
+  const app: ServedApp = { handle: handler, maxBodySize: () => maxBody, logs: () => true, close: () => handler.close() };
+  return listenAll(app, handler, { listen: [listen], headersTimeout, keepAliveTimeout, requestTimeout }, givenLogger ?? null, format);
+}
+
+/** Create and start the server for a resolved config (config/load.ts): every site, route and listener. */
+export async function startConfiguredServer(config: GatewayConfig, options: { readonly logger?: Logger } = {}): Promise<GatewayServer<GatewayHandler>> {
+  const handler = createGatewayHandler(config, { serverSoftware: `fastcgi-gateway/${VERSION}` });
+  const app: ServedApp = {
+    handle: handler,
+    maxBodySize: (req) => handler.routeOf(req)?.maxBodySize ?? 0,
+    logs: (req) => handler.routeOf(req)?.accessLog ?? true,
+    close: () => handler.close(),
+  };
+  const { listen, headersTimeout, keepAliveTimeout, requestTimeout } = config;
+  return listenAll(app, handler, { listen, headersTimeout, keepAliveTimeout, requestTimeout }, options.logger ?? null, config.accessLog);
+}
+
+async function listenAll<H>(app: ServedApp, handler: H, settings: ListenSettings, givenLogger: Logger | null, format: AccessLogFormat | false): Promise<GatewayServer<H>> {
   const logger = givenLogger ?? (format === false ? null : createLogger(format));
   const accessLog = logger ? createAccessLog(logger) : null;
-  const maxBody = handler.options.maxBodySize;
+  const { headersTimeout, keepAliveTimeout, requestTimeout } = settings;
 
   /** The response of the latest request read on each socket: a client error answers after it. */
   const lastResponse = new WeakMap<Socket, ServerResponse>();
   const serve = (req: IncomingMessage, res: ServerResponse): void => {
     lastResponse.set(req.socket, res);
-    accessLog?.(req, res);
+    if (accessLog !== null && app.logs(req)) accessLog(req, res);
     if (req.headers.host === undefined && req.httpVersionMajor === 1 && req.httpVersionMinor === 1) {
       // RFC 9112 §3.2: 400 for an HTTP/1.1 request without Host. Answered here rather than by
       // node:http (requireHostHeader), so that it is the connection's known last answer and
@@ -92,91 +134,136 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
       sendError(res, 400);
       return;
     }
-    handler(req, res);
+    app.handle(req, res);
   };
 
-  const server = http.createServer(
-    {
-      keepAliveTimeout,
-      requireHostHeader: false,
-      // node checks head and request deadlines on this interval (30 s by default, so a 60 s
-      // header timeout fired after up to 90 s): check every second, or finer for short ones.
-      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(headersTimeout / 10) || 1000)),
-    },
-    serve,
-  );
-  server.headersTimeout = headersTimeout;
-  server.requestTimeout = requestTimeout;
-  // Expect: 100-continue — refuse an oversized body before the client sends it.
-  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
-    const len = declaredLength(req);
-    if (typeof len === 'number' && maxBody > 0 && len > maxBody) {
-      accessLog?.(req, res);
-      res.shouldKeepAlive = false;
-      sendError(res, 413);
-      return;
-    }
-    // A pipelined request's response waits behind the earlier ones: its 100 Continue must too,
-    // so it goes out when the response gets the socket, unless the final head is queued by then.
-    const sendContinue = (): void => {
-      // `headersSent` stays false while a queued response's head waits in node's buffer;
-      // `_header` is set as soon as writeHead ran: then the 100 would land after the final head.
-      const headQueued = (res as ServerResponse & { _header?: unknown })._header != null;
-      if (!headQueued && !res.headersSent && !res.writableEnded && !res.destroyed) res.writeContinue();
-    };
-    if (res.socket) sendContinue();
-    else res.once('socket', sendContinue);
-    serve(req, res);
-  });
-  const answered = new WeakSet<Socket>();
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    if (answered.has(socket)) return;
-    answered.add(socket);
-    if (err.code === 'ECONNRESET' || !socket.writable) {
-      socket.destroy();
-      return;
-    }
-    const status = clientErrorStatus(err.code);
-    const reply = (): void => {
-      if (!socket.writable) {
+  const makeServer = (): http.Server => {
+    const server = http.createServer(
+      {
+        keepAliveTimeout,
+        requireHostHeader: false,
+        // node checks head and request deadlines on this interval (30 s by default, so a 60 s
+        // header timeout fired after up to 90 s): check every second, or finer for short ones.
+        connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(headersTimeout / 10) || 1000)),
+      },
+      serve,
+    );
+    server.headersTimeout = headersTimeout;
+    server.requestTimeout = requestTimeout;
+    // Expect: 100-continue — refuse an oversized body before the client sends it.
+    server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+      const len = declaredLength(req);
+      const maxBody = app.maxBodySize(req);
+      if (typeof len === 'number' && maxBody > 0 && len > maxBody) {
+        if (accessLog !== null && app.logs(req)) accessLog(req, res);
+        res.shouldKeepAlive = false;
+        sendError(res, 413);
+        return;
+      }
+      // A pipelined request's response waits behind the earlier ones: its 100 Continue must too,
+      // so it goes out when the response gets the socket, unless the final head is queued by then.
+      const sendContinue = (): void => {
+        // `headersSent` stays false while a queued response's head waits in node's buffer;
+        // `_header` is set as soon as writeHead ran: then the 100 would land after the final head.
+        const headQueued = (res as ServerResponse & { _header?: unknown })._header != null;
+        if (!headQueued && !res.headersSent && !res.writableEnded && !res.destroyed) res.writeContinue();
+      };
+      if (res.socket) sendContinue();
+      else res.once('socket', sendContinue);
+      serve(req, res);
+    });
+    const answered = new WeakSet<Socket>();
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+      if (answered.has(socket)) return;
+      answered.add(socket);
+      if (err.code === 'ECONNRESET' || !socket.writable) {
         socket.destroy();
         return;
       }
-      lingerClose(socket, errorReply(status));
-    };
-    const pending = lastResponse.get(socket);
-    const live = pending !== undefined && !pending.writableFinished && !pending.destroyed;
-    if (pending !== undefined && closesConnection(pending)) {
-      // The last answer already ends the connection: nothing may follow it. node:http closes
-      // the socket once it is sent; bytes after it are read and dropped until then.
-      if (!live) lingerClose(socket);
-      return;
-    }
-    if (live && pending.req && !pending.req.complete) {
-      // The bad bytes (or the client's close) are inside that request's body: it cannot
-      // complete. Its handler is told through the body stream and answers 400 through its own
-      // response, which node:http sends after the earlier ones, in order. Without a listener
-      // (or when the client is gone) the connection is dropped.
-      const req = pending.req;
-      if (err.code !== 'HPE_INVALID_EOF_STATE' && socket.writable && !pending.headersSent && req.listenerCount('error') > 0) {
-        req.emit('error', new BodySourceError(`malformed request body: ${err.code ?? err.message}`));
-      } else {
-        socket.destroy();
+      const status = clientErrorStatus(err.code);
+      const reply = (): void => {
+        if (!socket.writable) {
+          socket.destroy();
+          return;
+        }
+        lingerClose(socket, errorReply(status));
+      };
+      const pending = lastResponse.get(socket);
+      const live = pending !== undefined && !pending.writableFinished && !pending.destroyed;
+      if (pending !== undefined && closesConnection(pending)) {
+        // The last answer already ends the connection: nothing may follow it. node:http closes
+        // the socket once it is sent; bytes after it are read and dropped until then.
+        if (!live) lingerClose(socket);
+        return;
       }
-      return;
-    }
-    // HTTP/1.1 answers in request order: requests read before the bad bytes are answered
-    // first, then the error, then the connection closes.
-    if (!live) {
-      reply();
-      return;
-    }
-    pending.once('finish', reply);
-    pending.once('close', () => {
-      if (!pending.writableFinished) socket.destroy();
+      if (live && pending.req && !pending.req.complete) {
+        // The bad bytes (or the client's close) are inside that request's body: it cannot
+        // complete. Its handler is told through the body stream and answers 400 through its own
+        // response, which node:http sends after the earlier ones, in order. Without a listener
+        // (or when the client is gone) the connection is dropped.
+        const req = pending.req;
+        if (err.code !== 'HPE_INVALID_EOF_STATE' && socket.writable && !pending.headersSent && req.listenerCount('error') > 0) {
+          req.emit('error', new BodySourceError(`malformed request body: ${err.code ?? err.message}`));
+        } else {
+          socket.destroy();
+        }
+        return;
+      }
+      // HTTP/1.1 answers in request order: requests read before the bad bytes are answered
+      // first, then the error, then the connection closes.
+      if (!live) {
+        reply();
+        return;
+      }
+      pending.once('finish', reply);
+      pending.once('close', () => {
+        if (!pending.writableFinished) socket.destroy();
+      });
     });
-  });
+    return server;
+  };
 
+  const servers: http.Server[] = [];
+  const urls: string[] = [];
+  try {
+    for (const listen of settings.listen) {
+      const server = makeServer();
+      servers.push(server);
+      urls.push(await listenOn(server, listen));
+    }
+  } catch (err) {
+    for (const server of servers) server.close();
+    await app.close();
+    throw err;
+  }
+
+  let closing: Promise<void> | null = null;
+  return {
+    url: urls[0]!,
+    urls,
+    server: servers[0]!,
+    servers,
+    handler,
+    logger,
+    close() {
+      closing ??= Promise.all(
+        servers.map(
+          (server) =>
+            new Promise<void>((resolve) => {
+              server.close(() => resolve());
+              server.closeIdleConnections();
+            }),
+        ),
+      )
+        .then(() => app.close())
+        .then(() => new Promise<void>((resolve) => (logger && !givenLogger ? logger.flush(() => resolve()) : resolve())));
+      return closing;
+    },
+  };
+}
+
+/** Listen on one address; resolves to its URL. */
+async function listenOn(server: http.Server, listen: string): Promise<string> {
   const target = parseListen(listen);
   if ('path' in target) rmSync(target.path, { force: true });
   await new Promise<void>((resolve, reject) => {
@@ -186,29 +273,10 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
       resolve();
     });
   });
-  let url: string;
   if ('path' in target) {
     chmodSync(target.path, 0o660);
-    url = `unix:${target.path}`;
-  } else {
-    const a = server.address() as AddressInfo;
-    url = `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+    return `unix:${target.path}`;
   }
-
-  let closing: Promise<void> | null = null;
-  return {
-    url,
-    server,
-    handler,
-    logger,
-    close() {
-      closing ??= new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-      })
-        .then(() => handler.close())
-        .then(() => new Promise<void>((resolve) => (logger && !givenLogger ? logger.flush(() => resolve()) : resolve())));
-      return closing;
-    },
-  };
+  const a = server.address() as AddressInfo;
+  return `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
 }

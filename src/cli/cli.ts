@@ -10,7 +10,7 @@ import type { CliIo } from './common.js';
 import { CliError, ExitCode, describeFailure, exitCodeFor } from './exit-codes.js';
 import { pingCommand } from './ping.js';
 import { runCommand } from './run.js';
-import { serveCommand } from './serve.js';
+import { checkConfigCommand, serveCommand } from './serve.js';
 import { type StatusFormat, STATUS_FORMATS } from './status-format.js';
 import { statusCommand } from './status.js';
 import { VERSION } from '../version.js';
@@ -137,9 +137,11 @@ export async function runCli(argv: readonly string[], env: CliEnv): Promise<numb
       'serve a PHP application from a document root through php-fpm (like nginx + php-fpm)',
       (y) =>
         y
-          .option('upstream', upstream)
-          .option('root', { alias: 'r', type: 'string', default: '.', describe: 'document root (static files and scripts)' })
-          .option('listen', { alias: 'l', type: 'string', default: '127.0.0.1:8080', describe: 'HOST:PORT, [v6]:PORT, :PORT or unix:/path.sock' })
+          .option('config', { alias: 'C', type: 'string', describe: 'config file (YAML or JSON: sites, routes, upstreams); see docs/configuration.md' })
+          .option('set', { type: 'string', describe: 'with --config: override one key, KEY.PATH=VALUE (repeatable; wins over FASTCGI_GATEWAY_* and the file)' })
+          .option('upstream', { ...upstream, demandOption: false, describe: `${upstream.describe} (without --config: required)` })
+          .option('root', { alias: 'r', type: 'string', describe: 'document root (static files and scripts; default .)' })
+          .option('listen', { alias: 'l', type: 'string', describe: 'HOST:PORT, [v6]:PORT, :PORT or unix:/path.sock (default 127.0.0.1:8080)' })
           .option('index', { type: 'string', describe: 'index file for directories, in order (repeatable; default index.php, index.html)' })
           .option('front-controller', { type: 'string', describe: 'script for paths matching nothing (default /index.php; "none" disables)' })
           .option('static', { type: 'boolean', describe: 'serve existing non-script files directly (default true; --no-static)' })
@@ -153,12 +155,15 @@ export async function runCli(argv: readonly string[], env: CliEnv): Promise<numb
           .option('trusted-proxy', { type: 'string', describe: 'peer address whose X-Forwarded-For/-Proto are believed (repeatable)' })
           .option('param', { type: 'string', describe: 'extra CGI param NAME=VALUE for every request (repeatable; may set PHP_VALUE)' })
           .option('server-name', { type: 'string', describe: 'SERVER_NAME (default: the Host header without port)' })
+          .example('$0 serve --config conf/minimal.yaml', '')
           .example('$0 serve -r public -u unix:/run/php/php8.2-fpm.sock', '')
           .example('$0 serve -r /srv/app/public -u 127.0.0.1:9000 -l 0.0.0.0:8080 -c 8 --log json', ''),
       (a) =>
         guard(() =>
           serveCommand(
             {
+              config: a.config,
+              set: list(a.set),
               root: a.root,
               upstream: a.upstream,
               listen: a.listen,
@@ -177,7 +182,17 @@ export async function runCli(argv: readonly string[], env: CliEnv): Promise<numb
           ),
         ),
     )
-    .demandCommand(1, 'choose a command: serve, status, ping or run')
+    .command(
+      'check-config <file>',
+      'validate a config file and print it resolved, with every default filled in (exit 0 valid, 1 not)',
+      (y) =>
+        y
+          .positional('file', { type: 'string', demandOption: true, describe: 'config file (YAML or JSON)' })
+          .option('set', { type: 'string', describe: 'override one key, KEY.PATH=VALUE (repeatable)' })
+          .example('$0 check-config conf/production.yaml', ''),
+      (a) => guard(async () => checkConfigCommand({ file: a.file, set: list(a.set) }, env)),
+    )
+    .demandCommand(1, 'choose a command: serve, check-config, status, ping or run')
     .strict()
     .parserConfiguration({ 'parse-positional-numbers': false })
     .help()

@@ -11,7 +11,6 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join, normalize, relative } from 'node:path';
 import type { TLSSocket } from 'node:tls';
-import send from 'send';
 import { buildCgiParams, type CgiParamsSettings, type CgiRequestInfo, type ScriptTarget } from '../cgi/params-builder.js';
 import type { CgiHead } from '../cgi/response-head.js';
 import { isRejection, parseRequestTarget } from '../cgi/uri.js';
@@ -19,11 +18,11 @@ import { type HandlerOptions, type ResolvedHandlerOptions, resolveHandlerOptions
 import { GatewayError, statusFor } from '../errors.js';
 import { ConnectionPool } from '../upstream/pool.js';
 import { whenClientGone, whenResponseTurn } from './client-gone.js';
-import { lingerWhenDone } from './linger.js';
 import { MemoryBudget } from './memory-budget.js';
 import { type BodyLimits, type PreparedBody, prepareBody } from './request-body.js';
 import { type LoggerLike, NO_LOG, type RelayOptions, ResponseRelay, type ResponseHooks, sendError, type UpstreamTiming } from './respond.js';
-import { encodePath, FileKindCache, route } from './router.js';
+import { FileKindCache, route } from './router.js';
+import { drainAndReply, serveFile } from './serve-file.js';
 import { SmallFileCache } from './small-files.js';
 
 /** The handler function, with its pool and a close() for shutdown. */
@@ -247,31 +246,6 @@ export function createFastCgiHandler(options: HandlerOptions, deps: HandlerDeps 
     close: { value: () => pool.close() },
   });
   return handler;
-}
-
-/** Serve a file below `root` with `send` (ETag, Last-Modified, 304, Range/206, HEAD). */
-function serveFile(req: IncomingMessage, res: ServerResponse, root: string, path: string, next?: (err?: unknown) => void): void {
-  const stream = send(req, encodePath(path), { root, dotfiles: 'allow', index: false });
-  stream.on('error', (err: { status?: number; statusCode?: number }) => {
-    const status = err.status ?? err.statusCode ?? 500;
-    if (status === 404 && next) next();
-    else if (!res.headersSent) sendError(res, status);
-    else res.destroy();
-  });
-  stream.pipe(res);
-}
-
-/**
- * Answer without reading the body: the socket is closed after the response when a body is
- * still unread, so a large upload does not keep flowing for nothing.
- */
-function drainAndReply(req: IncomingMessage, res: ServerResponse, status: number): void {
-  if (!req.complete && (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined)) {
-    res.shouldKeepAlive = false;
-    lingerWhenDone(req.socket);
-    req.resume();
-  }
-  sendError(res, status);
 }
 
 function stripV4Mapped(addr: string): string {

@@ -70,7 +70,10 @@ function statKind(path: string): FileKind {
 }
 
 /** Resolve a request target against the document root. */
-export function route(target: RequestTarget, o: ResolvedHandlerOptions, files: FileKindCache): Route {
+/** What routing in a document root needs to know. */
+export type RoutingOptions = Pick<ResolvedHandlerOptions, 'root' | 'allowedDotfiles' | 'scriptExtensions' | 'static' | 'index' | 'frontController'>;
+
+export function route(target: RequestTarget, o: RoutingOptions, files: FileKindCache): Route {
   const kindOf = (p: string): FileKind => files.kindOf(p);
   const { path, query } = target;
   if (hasHiddenSegment(path, o.allowedDotfiles)) return HIDDEN;

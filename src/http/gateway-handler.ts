@@ -1,0 +1,253 @@
+/**
+ * The handler for a whole config: sites matched by Host, routes by path prefix, each route a
+ * small handler of its kind. Usable in node:http and Express exactly as `createFastCgiHandler`.
+ *
+ *   req ─▶ parse target ─▶ site (Host) ─▶ route (longest prefix) ─▶ early hints ─▶ header rules
+ *            400                              404 when none matches      │
+ *                                        php ─ fastcgi ─ static ─ redirect
+ *
+ * One pool per upstream, shared by every route that names it (its `connections` is the budget
+ * this process holds on that php-fpm pool), and one memory budget for the process.
+ */
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
+import { dirname, resolve } from 'node:path';
+import { isRejection, parseRequestTarget } from '../cgi/uri.js';
+import { type GatewayConfig, isInlineAddress, type RouteConfig, type SiteConfig } from '../config/schema.js';
+import { ConfigError } from '../errors.js';
+import { ConnectionPool } from '../upstream/pool.js';
+import { createFastCgiHandler } from './handler.js';
+import { MemoryBudget } from './memory-budget.js';
+import { type LoggerLike, NO_LOG } from './respond.js';
+import { encodePath, FileKindCache, route as routeInRoot } from './router.js';
+import { drainAndReply, serveFile } from './serve-file.js';
+import { hostMatcher, hostName, prefixMatcher } from './site-match.js';
+import { SmallFileCache } from './small-files.js';
+
+type Next = (err?: unknown) => void;
+type RouteHandler = (req: IncomingMessage, res: ServerResponse, next?: Next) => void;
+
+/** One route, ready to serve. */
+interface ReadyRoute {
+  readonly prefix: string;
+  readonly kind: string;
+  readonly handle: RouteHandler;
+  readonly earlyHints: readonly string[];
+  readonly headers: RouteConfig['headers'];
+  readonly accessLog: boolean;
+  /** Largest body this route accepts (0: no limit), for `Expect: 100-continue`. */
+  readonly maxBodySize: number;
+}
+
+interface ReadySite {
+  readonly route: (path: string) => ReadyRoute | null;
+}
+
+/** The handler of a config, with its pools and a close() for shutdown. */
+export interface GatewayHandler {
+  (req: IncomingMessage, res: ServerResponse, next?: Next): void;
+  /** One pool per upstream, by name (inline addresses by their text). */
+  readonly pools: ReadonlyMap<string, ConnectionPool>;
+  readonly memoryBudget: MemoryBudget;
+  readonly config: GatewayConfig;
+  /** The route a request goes to (null: none, a 404), found once per request. */
+  routeOf(req: IncomingMessage): { readonly kind: string; readonly prefix: string; readonly accessLog: boolean; readonly maxBodySize: number } | null;
+  /** Close every pool (running requests finish first). */
+  close(): Promise<void>;
+}
+
+export interface GatewayHandlerDeps {
+  /** SERVER_SOFTWARE (default `fastcgi-gateway`). */
+  readonly serverSoftware?: string;
+}
+
+/** Create the handler of a resolved config (config/load.ts). Throws ConfigError. */
+export function createGatewayHandler(config: GatewayConfig, deps: GatewayHandlerDeps = {}): GatewayHandler {
+  const budget = new MemoryBudget(config.memoryBudget);
+  const tmpDir = config.tmpDir || tmpdir();
+  const pools = new Map<string, ConnectionPool>();
+  for (const [name, up] of Object.entries(config.upstreams)) {
+    const { servers, balance: _balance, ...poolOptions } = up;
+    if (servers.length > 1) {
+      throw new ConfigError(`upstreams.${name}: several servers in one upstream (failover) are not supported yet; give one server per upstream`);
+    }
+    pools.set(name, new ConnectionPool(servers[0]!, poolOptions));
+  }
+  const poolFor = (ref: string): ConnectionPool => {
+    let p = pools.get(ref);
+    if (p === undefined && isInlineAddress(ref)) {
+      p = new ConnectionPool(ref);
+      pools.set(ref, p);
+    }
+    if (p === undefined) throw new ConfigError(`no upstream named ${JSON.stringify(ref)}`);
+    return p;
+  };
+  const serverSoftware = deps.serverSoftware ?? 'fastcgi-gateway';
+
+  const buildRoute = (site: SiteConfig, r: RouteConfig): ReadyRoute => {
+    const common = { prefix: r.path, earlyHints: r.earlyHints, headers: r.headers, accessLog: r.accessLog };
+    if (r.php) {
+      const { upstream, root, ...php } = r.php;
+      const pool = poolFor(upstream);
+      const h = createFastCgiHandler(
+        { ...php, root: root ?? site.root!, upstream: pool.address.text, tmpDir: php.tmpDir || tmpDir },
+        { pool, budget, serverSoftware },
+      );
+      return { ...common, kind: 'php', handle: h, maxBodySize: h.options.maxBodySize };
+    }
+    if (r.fastcgi) {
+      const f = r.fastcgi;
+      const pool = poolFor(f.upstream);
+      const h = createFastCgiHandler(
+        {
+          root: dirname(f.script),
+          upstream: pool.address.text,
+          params: f.params,
+          maxBodySize: f.maxBodySize,
+          requestBuffering: f.requestBuffering,
+          clientBodyTimeout: f.clientBodyTimeout,
+          sendTimeout: f.sendTimeout,
+          frontController: null,
+          static: false,
+          tmpDir,
+        },
+        { pool, budget, serverSoftware, fixedScript: { filename: f.script, scriptName: r.path.replace(/\/+$/, '') } },
+      );
+      return { ...common, kind: 'fastcgi', handle: h, maxBodySize: h.options.maxBodySize };
+    }
+    if (r.static) return { ...common, kind: 'static', handle: staticRoute(resolve(r.static.root ?? site.root!), r.static.index), maxBodySize: 0 };
+    const rd = r.redirect!;
+    return { ...common, kind: 'redirect', handle: redirectRoute(r.path, rd.to, rd.status, rd.keepPath), maxBodySize: 0 };
+  };
+
+  const siteOf = hostMatcher(
+    config.sites.map((site) => {
+      const routes = site.routes.map((r) => ({ prefix: r.path, value: buildRoute(site, r) }));
+      const ready: ReadySite = { route: prefixMatcher(routes) };
+      return { hosts: site.hosts, value: ready };
+    }),
+  );
+
+  // The route is looked up once per request, by the access log's filter or by the handler.
+  const chosen = new WeakMap<IncomingMessage, ReadyRoute | null>();
+  const routeFor = (req: IncomingMessage): ReadyRoute | null => {
+    let r = chosen.get(req);
+    if (r !== undefined) return r;
+    const target = parseRequestTarget(req.url ?? '/');
+    const host = hostName(req.headers.host ?? (req.headers[':authority'] as string | undefined));
+    r = isRejection(target) ? null : siteOf(host).route(target.path);
+    chosen.set(req, r);
+    return r;
+  };
+
+  const handler = ((req: IncomingMessage, res: ServerResponse, next?: Next): void => {
+    const target = parseRequestTarget(req.url ?? '/');
+    if (isRejection(target)) {
+      const log: LoggerLike = (req as IncomingMessage & { log?: LoggerLike }).log ?? NO_LOG;
+      log.warn({ reason: target.reason }, 'bad request target');
+      drainAndReply(req, res, target.status);
+      return;
+    }
+    const r = routeFor(req);
+    if (r === null) {
+      if (next) next();
+      else drainAndReply(req, res, 404);
+      return;
+    }
+    // RFC 9110 §15.2: no 1xx to an HTTP/1.0 client.
+    if (r.earlyHints.length > 0 && !(req.httpVersionMajor === 1 && req.httpVersionMinor === 0)) res.writeEarlyHints({ link: [...r.earlyHints] });
+    const h = r.headers;
+    if (Object.keys(h.add).length > 0 || Object.keys(h.set).length > 0 || h.remove.length > 0) applyHeaderRules(res, h);
+    r.handle(req, res, next);
+  }) as GatewayHandler;
+
+  Object.defineProperties(handler, {
+    pools: { value: pools, enumerable: true },
+    memoryBudget: { value: budget, enumerable: true },
+    config: { value: config, enumerable: true },
+    routeOf: { value: (req: IncomingMessage) => routeFor(req) },
+    close: { value: async () => void (await Promise.all([...pools.values()].map((p) => p.close()))) },
+  });
+  return handler;
+}
+
+/** A `static` route: files below `root` (nginx `root` semantics: the whole path is appended). */
+function staticRoute(root: string, index: readonly string[]): RouteHandler {
+  const opts = { root: root.replace(/\/+$/, '') || '/', allowedDotfiles: ['.well-known'], scriptExtensions: [], static: true, index, frontController: null };
+  const files = new FileKindCache(1000);
+  const small = new SmallFileCache({ ttl: 1000 });
+  return (req, res) => {
+    const target = parseRequestTarget(req.url ?? '/');
+    if (isRejection(target)) {
+      drainAndReply(req, res, target.status);
+      return;
+    }
+    const r = routeInRoot(target, opts, files);
+    switch (r.kind) {
+      case 'static':
+        if (!small.serve(req, res, opts.root + r.path)) serveFile(req, res, opts.root, r.path);
+        return;
+      case 'redirect':
+        res.writeHead(301, { Location: r.location, 'Content-Length': 0 });
+        res.end();
+        return;
+      case 'forbidden':
+        drainAndReply(req, res, 403);
+        return;
+      default:
+        drainAndReply(req, res, 404);
+    }
+  };
+}
+
+/** A `redirect` route; with keepPath, the path after the prefix and the query follow the target. */
+function redirectRoute(prefix: string, to: string, status: number, keepPath: boolean): RouteHandler {
+  return (req, res) => {
+    let location = to;
+    if (keepPath) {
+      const url = req.url ?? '/';
+      const q = url.indexOf('?');
+      const path = q < 0 ? url : url.slice(0, q);
+      const rest = path.startsWith(prefix) ? path.slice(prefix.length) : '';
+      location = to.replace(/\/+$/, '') + (rest === '' ? (to.endsWith('/') ? '/' : '') : `/${rest.replace(/^\/+/, '')}`) + (q < 0 ? '' : url.slice(q));
+    }
+    drainAndReply(req, res, status, { Location: encodeLocation(location) });
+  };
+}
+
+/** Escape what may not appear in a Location header, leaving an already-encoded URL as it is. */
+function encodeLocation(s: string): string {
+  return s.replace(/[^\x21-\x7e]/g, (c) => encodePath(c));
+}
+
+/** Apply a route's add / set / remove rules when the response head is written. */
+function applyHeaderRules(res: ServerResponse, rules: RouteConfig['headers']): void {
+  const original = res.writeHead;
+  const drop = new Set([...rules.remove, ...Object.keys(rules.set)].map((n) => n.toLowerCase()));
+  res.writeHead = function (this: ServerResponse, status: number, ...rest: unknown[]) {
+    // writeHead(status, [reason], [headers]): headers given here merge over setHeader ones.
+    const last = rest.at(-1);
+    if (last !== undefined && typeof last === 'object' && last !== null) {
+      const filtered = Array.isArray(last) ? filterRaw(last as unknown[], drop) : filterObject(last as OutgoingHttpHeaders, drop);
+      rest[rest.length - 1] = filtered;
+    }
+    for (const n of drop) res.removeHeader(n);
+    for (const [n, v] of Object.entries(rules.set)) res.setHeader(n, v);
+    for (const [n, v] of Object.entries(rules.add)) res.appendHeader(n, v);
+    return (original as (...a: unknown[]) => ServerResponse).call(this, status, ...rest);
+  } as typeof res.writeHead;
+}
+
+function filterObject(h: OutgoingHttpHeaders, drop: ReadonlySet<string>): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  for (const [k, v] of Object.entries(h)) if (!drop.has(k.toLowerCase())) out[k] = v;
+  return out;
+}
+
+/** `[name, value, name, value]` or `[[name, value], ...]`. */
+function filterRaw(raw: unknown[], drop: ReadonlySet<string>): unknown[] {
+  if (raw.length > 0 && Array.isArray(raw[0])) return raw.filter((p) => !drop.has(String((p as unknown[])[0]).toLowerCase()));
+  const out: unknown[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) if (!drop.has(String(raw[i]).toLowerCase())) out.push(raw[i], raw[i + 1]);
+  return out;
+}
