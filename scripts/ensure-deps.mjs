@@ -32,6 +32,9 @@ if (need.has('npm') && (!existsSync('node_modules/.package-lock.json') || !exist
 const aptPackages = [];
 if (need.has('php-fpm') && !findPhpFpm()) aptPackages.push('php8.2-fpm', 'php8.2-cli');
 if (need.has('nginx') && !existsSync(process.env.NGINX_BIN ?? '/usr/sbin/nginx')) aptPackages.push('nginx-light');
+// The fastcgi route is tested against a real fcgiwrap running git-http-backend.
+if (need.has('fcgiwrap') && !existsSync('/usr/sbin/fcgiwrap')) aptPackages.push('fcgiwrap');
+if (need.has('fcgiwrap') && !existsSync('/usr/lib/git-core/git-http-backend')) aptPackages.push('git');
 if (aptPackages.length > 0) {
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   const hasApt = existsSync('/usr/bin/apt-get');

@@ -151,3 +151,54 @@ export function deepFreeze<T>(o: T): T {
   }
   return o;
 }
+
+/** One documented key of a schema: `sites[].routes[].php.index`. */
+export interface SchemaKey {
+  readonly path: string;
+  readonly description: string;
+  readonly default: unknown;
+  /** 'size' or 'duration' when the value takes units. */
+  readonly unit: string | null;
+}
+
+/**
+ * Every key of an object schema, depth first: records as `<name>`, lists as `[]`. The
+ * reference doc is checked against this list.
+ */
+export function schemaKeys(schema: z.ZodType): SchemaKey[] {
+  const out: SchemaKey[] = [];
+  const defOf = (n: unknown): Record<string, unknown> => (n as { _zod: { def: Record<string, unknown> } })._zod.def;
+  const metaOf = (n: unknown): Record<string, unknown> | undefined =>
+    (n as { meta?: () => Record<string, unknown> | undefined }).meta?.();
+  const visit = (node: unknown, path: string): void => {
+    let description = '';
+    let def: unknown;
+    let unit: string | null = null;
+    let n = node;
+    for (;;) {
+      const m = metaOf(n);
+      if (m) {
+        if (!description && typeof m['description'] === 'string') description = m['description'];
+        if (unit === null && typeof m['unit'] === 'string') unit = m['unit'];
+      }
+      const d = defOf(n);
+      if (d['type'] === 'default') def ??= d['defaultValue'];
+      if (d['type'] === 'default' || d['type'] === 'optional' || d['type'] === 'nullable' || d['type'] === 'readonly' || d['type'] === 'prefault') n = d['innerType'];
+      else if (d['type'] === 'pipe') n = d['in'];
+      else break;
+    }
+    const d = defOf(n);
+    if (path !== '') out.push({ path, description, default: def, unit });
+    if (d['type'] === 'object') {
+      for (const [k, v] of Object.entries(d['shape'] as Record<string, unknown>)) visit(v, path === '' ? k : `${path}.${k}`);
+    } else if (d['type'] === 'array') {
+      const el = defOf(d['element']);
+      if (el['type'] === 'object') visit(d['element'], `${path}[]`);
+    } else if (d['type'] === 'record') {
+      visit(d['valueType'], `${path}.<name>`);
+    }
+  };
+  visit(schema, '');
+  // A list of objects and a record of objects are listed by their entries' keys.
+  return out.filter((k) => !k.path.endsWith('[]') && !k.path.endsWith('.<name>') || k.description !== '');
+}

@@ -1,0 +1,60 @@
+/**
+ * A real fcgiwrap (Debian package `fcgiwrap`) on a temp unix socket, for the non-PHP FastCGI
+ * route: `fcgiwrap -s unix:PATH -c N` runs the CGI program named by SCRIPT_FILENAME. Stopped by
+ * the PIDs we started (the master and the children it preforked), never by name.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { waitFor } from './gateway.js';
+
+export const FCGIWRAP_BIN = ['/usr/sbin/fcgiwrap', '/usr/bin/fcgiwrap'].find((p) => existsSync(p)) ?? null;
+export const FCGIWRAP_INSTALL_HINT = 'fcgiwrap not found: install it (Debian/Ubuntu: `apt-get install -y fcgiwrap`)';
+
+export interface Fcgiwrap {
+  readonly address: string;
+  stop(): Promise<void>;
+}
+
+/** Children of a process, from /proc (fcgiwrap forks its workers). */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  try {
+    for (const t of readdirSync(`/proc/${pid}/task`)) {
+      const text = readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').trim();
+      if (text) out.push(...text.split(/\s+/).map(Number));
+    }
+  } catch {
+    // gone already
+  }
+  return out;
+}
+
+export async function startFcgiwrap(workers = 2): Promise<Fcgiwrap> {
+  if (FCGIWRAP_BIN === null) throw new Error(FCGIWRAP_INSTALL_HINT);
+  const dir = mkdtempSync(join(tmpdir(), 'fcgi-wrap-'));
+  const sock = join(dir, 'fcgiwrap.sock');
+  const child: ChildProcess = spawn(FCGIWRAP_BIN, ['-f', '-c', String(workers), '-s', `unix:${sock}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+  let exited = false;
+  child.once('exit', () => (exited = true));
+  await waitFor(() => existsSync(sock) || exited, 'fcgiwrap to create its socket');
+  if (exited) throw new Error(`fcgiwrap exited: ${stderr}`);
+  return {
+    address: `unix:${sock}`,
+    async stop() {
+      const pids = [...childrenOf(child.pid!), child.pid!];
+      for (const pid of pids) {
+        try {
+          process.kill(pid, 'SIGTERM');
+        } catch {
+          // already gone
+        }
+      }
+      await waitFor(() => exited, 'fcgiwrap to exit');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
