@@ -208,6 +208,15 @@ export class ResponseSpillError extends GatewayError {
   }
 }
 
+/** Every server of an upstream group is marked down, or was tried and could not be reached. */
+export class UpstreamUnavailableError extends GatewayError {
+  readonly retryAfterMs: number;
+  constructor(group: string, retryAfterMs: number, options?: { cause?: unknown }) {
+    super('GW_ERR_UPSTREAM_UNAVAILABLE', `no server of upstream ${group} is available`, options);
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
 /** Every code with its HTTP status. The only place that picks status codes. */
 export const ERROR_STATUS: Readonly<Record<string, number>> = Object.freeze({
   GW_ERR_CONFIG_INVALID: 500,
@@ -234,6 +243,7 @@ export const ERROR_STATUS: Readonly<Record<string, number>> = Object.freeze({
   GW_ERR_BODY_TIMEOUT: 408,
   GW_ERR_CLIENT_SEND_TIMEOUT: 408,
   GW_ERR_RESPONSE_SPILL: 502,
+  GW_ERR_UPSTREAM_UNAVAILABLE: 503,
 });
 
 /** HTTP status for an error: its code's entry, else 500. */

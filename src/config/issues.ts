@@ -194,6 +194,8 @@ export function schemaKeys(schema: z.ZodType): SchemaKey[] {
     } else if (d['type'] === 'array') {
       const el = defOf(d['element']);
       if (el['type'] === 'object') visit(d['element'], `${path}[]`);
+      // A list of "a string, or an object": the object's keys.
+      else if (el['type'] === 'union') for (const o of el['options'] as unknown[]) if (defOf(o)['type'] === 'object') visit(o, `${path}[]`);
     } else if (d['type'] === 'record') {
       visit(d['valueType'], `${path}.<name>`);
     }

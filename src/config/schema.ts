@@ -165,9 +165,32 @@ export const serverSchema = handlerSchema.extend(serverShape);
 /** An upstream reference: a name from `upstreams`, or an address given inline. */
 export const isInlineAddress = (s: string): boolean => s.startsWith('unix:') || s.startsWith('/') || s.includes(':');
 
+const serverEntry = z.union([
+  addressText,
+  z.strictObject({
+    address: addressText.meta({ description: 'unix:/path.sock or host:port.' }),
+    weight: z.number().int().min(1).default(1).meta({ description: 'Share of the requests, relative to the other servers.' }),
+  }),
+]);
+
 const upstreamSchema = z.strictObject({
-  servers: z.array(addressText).min(1, 'expected at least one server').meta({ description: 'FastCGI servers of the group: unix:/path.sock or host:port.' }),
-  balance: z.enum(['least_conn', 'round_robin']).default('least_conn').meta({ description: 'How requests are spread over the servers.' }),
+  servers: z
+    .array(serverEntry)
+    .min(1, 'expected at least one server')
+    .meta({ description: 'FastCGI servers: "unix:/path.sock", "host:port", or { address, weight }. Each is its own php-fpm pool; connections applies to each.' }),
+  balance: z.enum(['least_conn', 'round_robin']).default('least_conn').meta({ description: 'How requests are spread over the servers: fewest in flight per weight, or weighted round robin.' }),
+  maxFails: count(0, 1, 'Failed connects within failTimeout that mark a server down for failTimeout (nginx max_fails; 0: never marked down).'),
+  failTimeout: duration(10_000, 'The window for maxFails, and how long a server stays marked down (nginx fail_timeout).'),
+  health: z
+    .strictObject({
+      path: z.string().startsWith('/').default('/ping').meta({ description: "php-fpm's ping.path." }),
+      interval: duration(5000, 'Time between checks of each server.'),
+      timeout: duration(2000, 'A check slower than this fails.'),
+      expect: z.string().default('pong').meta({ description: "Text the answer must contain (php-fpm's ping.response)." }),
+    })
+    .nullable()
+    .default(null)
+    .meta({ description: 'Active health checks through php-fpm\'s ping page: a failing server is skipped until it answers again (null: passive only).' }),
   ...poolShape,
 });
 

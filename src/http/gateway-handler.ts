@@ -15,6 +15,7 @@ import { dirname, resolve } from 'node:path';
 import { isRejection, parseRequestTarget } from '../cgi/uri.js';
 import { type GatewayConfig, isInlineAddress, type RouteConfig, type SiteConfig } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
+import { type FastCgiUpstream, UpstreamGroup } from '../upstream/group.js';
 import { ConnectionPool } from '../upstream/pool.js';
 import { createFastCgiHandler } from './handler.js';
 import { MemoryBudget } from './memory-budget.js';
@@ -46,8 +47,8 @@ interface ReadySite {
 /** The handler of a config, with its pools and a close() for shutdown. */
 export interface GatewayHandler {
   (req: IncomingMessage, res: ServerResponse, next?: Next): void;
-  /** One pool per upstream, by name (inline addresses by their text). */
-  readonly pools: ReadonlyMap<string, ConnectionPool>;
+  /** One pool (or group of pools) per upstream, by name (inline addresses by their text). */
+  readonly pools: ReadonlyMap<string, FastCgiUpstream>;
   readonly memoryBudget: MemoryBudget;
   readonly config: GatewayConfig;
   /** The route a request goes to (null: none, a 404), found once per request. */
@@ -65,15 +66,14 @@ export interface GatewayHandlerDeps {
 export function createGatewayHandler(config: GatewayConfig, deps: GatewayHandlerDeps = {}): GatewayHandler {
   const budget = new MemoryBudget(config.memoryBudget);
   const tmpDir = config.tmpDir || tmpdir();
-  const pools = new Map<string, ConnectionPool>();
+  const pools = new Map<string, FastCgiUpstream>();
   for (const [name, up] of Object.entries(config.upstreams)) {
-    const { servers, balance: _balance, ...poolOptions } = up;
-    if (servers.length > 1) {
-      throw new ConfigError(`upstreams.${name}: several servers in one upstream (failover) are not supported yet; give one server per upstream`);
-    }
-    pools.set(name, new ConnectionPool(servers[0]!, poolOptions));
+    const { servers, balance, maxFails, failTimeout, health, ...poolOptions } = up;
+    const list = servers.map((s) => (typeof s === 'string' ? { address: s, weight: 1 } : s));
+    if (list.length === 1 && health === null) pools.set(name, new ConnectionPool(list[0]!.address, poolOptions));
+    else pools.set(name, new UpstreamGroup(list, { name, balance, maxFails, failTimeout, health, pool: poolOptions }));
   }
-  const poolFor = (ref: string): ConnectionPool => {
+  const poolFor = (ref: string): FastCgiUpstream => {
     let p = pools.get(ref);
     if (p === undefined && isInlineAddress(ref)) {
       p = new ConnectionPool(ref);

@@ -16,6 +16,7 @@ import type { CgiHead } from '../cgi/response-head.js';
 import { isRejection, parseRequestTarget } from '../cgi/uri.js';
 import { type HandlerOptions, type ResolvedHandlerOptions, resolveHandlerOptions } from '../config/options.js';
 import { GatewayError, statusFor } from '../errors.js';
+import type { FastCgiUpstream } from '../upstream/group.js';
 import { ConnectionPool } from '../upstream/pool.js';
 import { whenClientGone, whenResponseTurn } from './client-gone.js';
 import { MemoryBudget } from './memory-budget.js';
@@ -28,7 +29,7 @@ import { SmallFileCache } from './small-files.js';
 /** The handler function, with its pool and a close() for shutdown. */
 export interface FastCgiHandler {
   (req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void): void;
-  readonly pool: ConnectionPool;
+  readonly pool: FastCgiUpstream;
   readonly options: ResolvedHandlerOptions;
   /** Bytes held in memory for clients (buffered bodies, unsent responses), all requests together. */
   readonly memoryBudget: MemoryBudget;
@@ -38,8 +39,8 @@ export interface FastCgiHandler {
 
 /** Extra wiring for embedders and tests. */
 export interface HandlerDeps {
-  /** Use this pool instead of creating one from `options.upstream`. */
-  readonly pool?: ConnectionPool;
+  /** Use this pool (or upstream group) instead of creating one from `options.upstream`. */
+  readonly pool?: FastCgiUpstream;
   /** SERVER_SOFTWARE (default `fastcgi-gateway`). */
   readonly serverSoftware?: string;
   /** Share this memory budget (one per process) instead of creating one of `memoryBudget`. */
@@ -60,7 +61,7 @@ export interface GatewayResponseInfo {
 /** Create the handler. Throws ConfigError for bad options. */
 export function createFastCgiHandler(options: HandlerOptions, deps: HandlerDeps = {}): FastCgiHandler {
   const o = resolveHandlerOptions(options, tmpdir());
-  const pool = deps.pool ?? new ConnectionPool(o.upstream, o.pool);
+  const pool: FastCgiUpstream = deps.pool ?? new ConnectionPool(o.upstream, o.pool);
   const settings: CgiParamsSettings = {
     serverSoftware: deps.serverSoftware ?? 'fastcgi-gateway',
     serverName: o.serverName,

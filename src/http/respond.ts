@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { type CgiHead, CgiHeadParser } from '../cgi/response-head.js';
-import { CgiHeadInvalidError, type GatewayError, statusFor } from '../errors.js';
+import { CgiHeadInvalidError, type GatewayError, statusFor, UpstreamUnavailableError } from '../errors.js';
 import type { EndRequest } from '../protocol/decoder.js';
 import type { ExchangeController, ExchangeHandler } from '../upstream/exchange.js';
 import { lingerWhenDone } from './linger.js';
@@ -232,7 +232,8 @@ export class ResponseRelay implements ExchangeHandler {
     if (res.headersSent) {
       res.destroy();
     } else if (!res.destroyed && !res.writableEnded) {
-      sendError(res, statusFor(err));
+      const retry = err instanceof UpstreamUnavailableError ? { 'Retry-After': String(Math.ceil(err.retryAfterMs / 1000)) } : {};
+      sendError(res, statusFor(err), retry);
     }
     this.#hooks.onDone?.(err);
   }

@@ -4,10 +4,11 @@
  * the PIDs we started (the master and the children it preforked), never by name.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { waitFor } from './gateway.js';
+import { signalTree } from './procs.js';
 
 export const FCGIWRAP_BIN = ['/usr/sbin/fcgiwrap', '/usr/bin/fcgiwrap'].find((p) => existsSync(p)) ?? null;
 export const FCGIWRAP_INSTALL_HINT = 'fcgiwrap not found: install it (Debian/Ubuntu: `apt-get install -y fcgiwrap`)';
@@ -15,20 +16,6 @@ export const FCGIWRAP_INSTALL_HINT = 'fcgiwrap not found: install it (Debian/Ubu
 export interface Fcgiwrap {
   readonly address: string;
   stop(): Promise<void>;
-}
-
-/** Children of a process, from /proc (fcgiwrap forks its workers). */
-function childrenOf(pid: number): number[] {
-  const out: number[] = [];
-  try {
-    for (const t of readdirSync(`/proc/${pid}/task`)) {
-      const text = readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').trim();
-      if (text) out.push(...text.split(/\s+/).map(Number));
-    }
-  } catch {
-    // gone already
-  }
-  return out;
 }
 
 export async function startFcgiwrap(workers = 2): Promise<Fcgiwrap> {
@@ -45,14 +32,7 @@ export async function startFcgiwrap(workers = 2): Promise<Fcgiwrap> {
   return {
     address: `unix:${sock}`,
     async stop() {
-      const pids = [...childrenOf(child.pid!), child.pid!];
-      for (const pid of pids) {
-        try {
-          process.kill(pid, 'SIGTERM');
-        } catch {
-          // already gone
-        }
-      }
+      signalTree(child.pid!, 'SIGTERM');
       await waitFor(() => exited, 'fcgiwrap to exit');
       rmSync(dir, { recursive: true, force: true });
     },

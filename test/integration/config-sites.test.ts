@@ -193,6 +193,6 @@ describe('access log', () => {
 describe('pools', () => {
   test('one pool per upstream name, one per inline address', () => {
     assert.deepEqual([...gw.handler.pools.keys()].sort(), ['app', fpm.address].sort());
-    assert.equal(gw.handler.pools.get('app')!.options.connections, 2);
+    assert.equal(gw.handler.pools.get('app')!.stats.limit, 2);
   });
 });

@@ -4,14 +4,16 @@
  * log tail, and stop() leaves no process and no temp dir behind.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, test, type TestContext } from 'node:test';
 import { findPhpFpm, startPhpFpm, type PhpFpmLaunchOptions, type PhpFpmProcess } from '../../src/fpm/launcher.js';
 import { ConnectionPool, type GatewayError } from '../../src/index.js';
 import { scriptParams } from '../helpers/php-fpm.js';
+import { waitFor } from '../helpers/gateway.js';
 import { freePort } from '../helpers/ports.js';
+import { alive, childrenOf } from '../helpers/procs.js';
 
 
 /** A private parent for the launcher's temp dir, so the test can see that nothing is left in it. */
@@ -25,40 +27,6 @@ async function launch(t: TestContext, options: PhpFpmLaunchOptions = {}): Promis
   const fpm = await startPhpFpm({ workers: 2, ...options });
   t.after(() => fpm.stop());
   return fpm;
-}
-
-/** True while `pid` runs; a zombie (killed, not yet reaped by its new parent) counts as gone. */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    assert.equal((err as NodeJS.ErrnoException).code, 'ESRCH');
-    return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));
-  } catch {
-    return false;
-  }
-}
-
-/** PIDs whose parent is `ppid`, from /proc (the php-fpm workers of a master). */
-function childrenOf(ppid: number): number[] {
-  const out: number[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^[0-9]+$/.test(name)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-    } catch {
-      continue;
-    }
-    // "pid (comm) state ppid ...": comm may hold spaces, so split after the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (Number(fields[1]) === ppid) out.push(Number(name));
-  }
-  return out;
 }
 
 function body(stdout: Buffer): string {
@@ -97,6 +65,8 @@ describe('startPhpFpm with real php-fpm', () => {
     assert.ok(fpm.address.startsWith(`unix:${fpm.dir}/`), `${fpm.address} is inside ${fpm.dir}`);
     assert.ok(fpm.dir.startsWith(parent));
     assert.ok(alive(fpm.pid));
+    // The socket accepts as soon as the master listens; the workers may still be forking.
+    await waitFor(() => childrenOf(fpm.pid).length === 2, 'pm = static to start every worker');
     const workers = childrenOf(fpm.pid);
     assert.equal(workers.length, 2, 'pm = static starts every worker');
 
