@@ -217,6 +217,20 @@ export class UpstreamUnavailableError extends GatewayError {
   }
 }
 
+/** A proxy route's HTTP upstream refused, reset or answered with something unusable. */
+export class ProxyError extends GatewayError {
+  constructor(origin: string, cause: unknown) {
+    super('GW_ERR_PROXY_FAILED', `proxy to ${origin} failed: ${describeSystemError(cause)}`, { cause });
+  }
+}
+
+/** A proxy route's HTTP upstream did not connect or answer in time. */
+export class ProxyTimeoutError extends GatewayError {
+  constructor(origin: string, cause: unknown) {
+    super('GW_ERR_PROXY_TIMEOUT', `proxy to ${origin} timed out: ${describeSystemError(cause)}`, { cause });
+  }
+}
+
 /** Every code with its HTTP status. The only place that picks status codes. */
 export const ERROR_STATUS: Readonly<Record<string, number>> = Object.freeze({
   GW_ERR_CONFIG_INVALID: 500,
@@ -244,6 +258,8 @@ export const ERROR_STATUS: Readonly<Record<string, number>> = Object.freeze({
   GW_ERR_CLIENT_SEND_TIMEOUT: 408,
   GW_ERR_RESPONSE_SPILL: 502,
   GW_ERR_UPSTREAM_UNAVAILABLE: 503,
+  GW_ERR_PROXY_FAILED: 502,
+  GW_ERR_PROXY_TIMEOUT: 504,
 });
 
 /** HTTP status for an error: its code's entry, else 500. */

@@ -6,6 +6,7 @@
 import { chmodSync, rmSync } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { BodySourceError, ConfigError } from './errors.js';
 import type * as z from 'zod';
@@ -47,6 +48,8 @@ interface ServedApp {
   maxBodySize(req: IncomingMessage): number;
   /** Whether the request is access-logged. */
   logs(req: IncomingMessage): boolean;
+  /** Connection upgrades, when some route takes them. */
+  upgrade?(req: IncomingMessage, socket: Duplex, head: Buffer): void;
   close(): Promise<void>;
 }
 
@@ -105,12 +108,23 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
 }
 
 /** Create and start the server for a resolved config (config/load.ts): every site, route and listener. */
-export async function startConfiguredServer(config: GatewayConfig, options: { readonly logger?: Logger } = {}): Promise<GatewayServer<GatewayHandler>> {
-  const handler = createGatewayHandler(config, { serverSoftware: `fastcgi-gateway/${VERSION}` });
+export async function startConfiguredServer(
+  config: GatewayConfig,
+  options: { readonly logger?: Logger; readonly env?: NodeJS.ProcessEnv } = {},
+): Promise<GatewayServer<GatewayHandler>> {
+  const env = options.env ?? process.env;
+  // Proxy routes' egress proxy, as curl and undici read it (lower case first).
+  const egress = {
+    httpProxy: env['http_proxy'] ?? env['HTTP_PROXY'] ?? '',
+    httpsProxy: env['https_proxy'] ?? env['HTTPS_PROXY'] ?? '',
+    noProxy: env['no_proxy'] ?? env['NO_PROXY'] ?? '',
+  };
+  const handler = createGatewayHandler(config, { serverSoftware: `fastcgi-gateway/${VERSION}`, egress });
   const app: ServedApp = {
     handle: handler,
     maxBodySize: (req) => handler.routeOf(req)?.maxBodySize ?? 0,
     logs: (req) => handler.routeOf(req)?.accessLog ?? true,
+    ...(handler.upgrades ? { upgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => handler.upgrade(req, socket, head) } : {}),
     close: () => handler.close(),
   };
   const { listen, headersTimeout, keepAliveTimeout, requestTimeout } = config;
@@ -220,6 +234,7 @@ async function listenAll<H>(app: ServedApp, handler: H, settings: ListenSettings
         if (!pending.writableFinished) socket.destroy();
       });
     });
+    if (app.upgrade) server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => app.upgrade!(req, socket, head));
     return server;
   };
 

@@ -78,6 +78,8 @@ export const GATEWAY_EXIT_CODES: Readonly<Record<string, ExitCodeValue>> = Objec
   GW_ERR_CLIENT_SEND_TIMEOUT: ExitCode.Usage,
   GW_ERR_RESPONSE_SPILL: ExitCode.Usage,
   GW_ERR_UPSTREAM_UNAVAILABLE: ExitCode.Busy,
+  GW_ERR_PROXY_FAILED: ExitCode.Usage,
+  GW_ERR_PROXY_TIMEOUT: ExitCode.Usage,
   GW_ERR_POOL_CLOSED: ExitCode.Usage,
   GW_ERR_UPSTREAM_ABORTED: ExitCode.Usage,
   GW_ERR_UPSTREAM_HANDLER: ExitCode.Usage,

@@ -231,7 +231,18 @@ const headersSchema = z
   })
   .default({ add: {}, set: {}, remove: [] });
 
-export const ROUTE_KINDS = ['php', 'fastcgi', 'static', 'redirect'] as const;
+const proxyRouteSchema = z.strictObject({
+  url: z
+    .string()
+    .regex(/^https?:\/\/[^/?#]+(\/[^?#]*)?$/i, 'expected an http:// or https:// URL')
+    .meta({ description: 'Upstream URL. Without a path the request URI is sent unchanged; with one ("http://h:3000/v1/"), the route prefix is replaced by it, as nginx proxy_pass does.' }),
+  host: z.string().min(1).default('upstream').meta({ description: 'Host header sent: "upstream" (the url\'s host, nginx\'s default), "pass" (the client\'s), or a name.' }),
+  connectTimeout: duration(5000, 'Connect timeout, then 504.'),
+  headersTimeout: duration(60_000, 'Time to the response head, then 504 (nginx proxy_read_timeout).'),
+  bodyTimeout: duration(60_000, 'Longest gap between response body chunks; past it the response is cut.'),
+});
+
+export const ROUTE_KINDS = ['php', 'fastcgi', 'proxy', 'static', 'redirect'] as const;
 export type RouteKind = (typeof ROUTE_KINDS)[number];
 
 const routeSchema = z
@@ -239,6 +250,7 @@ const routeSchema = z
     path: z.string().startsWith('/', 'expected a path prefix starting with /').meta({ description: 'Path prefix; the longest matching prefix wins.' }),
     php: phpRouteSchema.optional().meta({ description: 'PHP scripts from a document root, as the nginx + php-fpm setup does.' }),
     fastcgi: fastcgiRouteSchema.optional().meta({ description: 'One fixed FastCGI script for every request under the prefix (fcgiwrap + git-http-backend).' }),
+    proxy: proxyRouteSchema.optional().meta({ description: 'An HTTP upstream, bodies streamed both ways, upgrades (WebSocket) passed through.' }),
     static: staticRouteSchema.optional().meta({ description: 'Files only (ETag, Range, 304).' }),
     redirect: redirectRouteSchema.optional().meta({ description: 'Answer with a redirect.' }),
     earlyHints: strings([], 'Link values sent as 103 Early Hints before the request is dispatched.'),

@@ -4,12 +4,14 @@
  *
  *   req ─▶ parse target ─▶ site (Host) ─▶ route (longest prefix) ─▶ early hints ─▶ header rules
  *            400                              404 when none matches      │
- *                                        php ─ fastcgi ─ static ─ redirect
+ *                                        php ─ fastcgi ─ proxy ─ static ─ redirect
  *
  * One pool per upstream, shared by every route that names it (its `connections` is the budget
  * this process holds on that php-fpm pool), and one memory budget for the process.
  */
-import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { type IncomingMessage, type OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { isRejection, parseRequestTarget } from '../cgi/uri.js';
@@ -20,6 +22,7 @@ import { ConnectionPool } from '../upstream/pool.js';
 import { createFastCgiHandler } from './handler.js';
 import { MemoryBudget } from './memory-budget.js';
 import { type LoggerLike, NO_LOG } from './respond.js';
+import { createProxyRoute, type EgressProxy, type ProxyRoute } from './proxy-route.js';
 import { encodePath, FileKindCache, route as routeInRoot } from './router.js';
 import { drainAndReply, serveFile } from './serve-file.js';
 import { hostMatcher, hostName, prefixMatcher } from './site-match.js';
@@ -38,6 +41,8 @@ interface ReadyRoute {
   readonly accessLog: boolean;
   /** Largest body this route accepts (0: no limit), for `Expect: 100-continue`. */
   readonly maxBodySize: number;
+  /** Connection upgrades (WebSocket): proxy routes only. */
+  readonly upgrade?: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 }
 
 interface ReadySite {
@@ -53,6 +58,13 @@ export interface GatewayHandler {
   readonly config: GatewayConfig;
   /** The route a request goes to (null: none, a 404), found once per request. */
   routeOf(req: IncomingMessage): { readonly kind: string; readonly prefix: string; readonly accessLog: boolean; readonly maxBodySize: number } | null;
+  /** True when a route accepts connection upgrades (the server then listens for them). */
+  readonly upgrades: boolean;
+  /**
+   * A request with `Upgrade` (node:http's 'upgrade' event): a proxy route passes it through;
+   * any other route answers it as a plain request, on a connection that then closes.
+   */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
   /** Close every pool (running requests finish first). */
   close(): Promise<void>;
 }
@@ -60,6 +72,8 @@ export interface GatewayHandler {
 export interface GatewayHandlerDeps {
   /** SERVER_SOFTWARE (default `fastcgi-gateway`). */
   readonly serverSoftware?: string;
+  /** Egress HTTP proxy for proxy routes (HTTP_PROXY, HTTPS_PROXY, NO_PROXY, read by the caller). */
+  readonly egress?: EgressProxy;
 }
 
 /** Create the handler of a resolved config (config/load.ts). Throws ConfigError. */
@@ -83,6 +97,8 @@ export function createGatewayHandler(config: GatewayConfig, deps: GatewayHandler
     return p;
   };
   const serverSoftware = deps.serverSoftware ?? 'fastcgi-gateway';
+  const egress = deps.egress ?? { httpProxy: '', httpsProxy: '', noProxy: '' };
+  const proxies: ProxyRoute[] = [];
 
   const buildRoute = (site: SiteConfig, r: RouteConfig): ReadyRoute => {
     const common = { prefix: r.path, earlyHints: r.earlyHints, headers: r.headers, accessLog: r.accessLog };
@@ -114,6 +130,11 @@ export function createGatewayHandler(config: GatewayConfig, deps: GatewayHandler
         { pool, budget, serverSoftware, fixedScript: { filename: f.script, scriptName: r.path.replace(/\/+$/, '') } },
       );
       return { ...common, kind: 'fastcgi', handle: h, maxBodySize: h.options.maxBodySize };
+    }
+    if (r.proxy) {
+      const p = createProxyRoute({ prefix: r.path, ...r.proxy, egress });
+      proxies.push(p);
+      return { ...common, kind: 'proxy', handle: p, maxBodySize: 0, upgrade: p.upgrade };
     }
     if (r.static) return { ...common, kind: 'static', handle: staticRoute(resolve(r.static.root ?? site.root!), r.static.index), maxBodySize: 0 };
     const rd = r.redirect!;
@@ -166,7 +187,24 @@ export function createGatewayHandler(config: GatewayConfig, deps: GatewayHandler
     memoryBudget: { value: budget, enumerable: true },
     config: { value: config, enumerable: true },
     routeOf: { value: (req: IncomingMessage) => routeFor(req) },
-    close: { value: async () => void (await Promise.all([...pools.values()].map((p) => p.close()))) },
+    upgrades: { value: proxies.length > 0, enumerable: true },
+    upgrade: {
+      value: (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+        const r = routeFor(req);
+        if (r?.upgrade) {
+          r.upgrade(req, socket, head);
+          return;
+        }
+        // node:http hands over the socket with the parser gone: answer this one request, close.
+        if (head.length > 0) socket.unshift(head);
+        const res = new ServerResponse(req);
+        res.shouldKeepAlive = false;
+        res.assignSocket(socket as Socket);
+        res.once('finish', () => socket.end());
+        handler(req, res);
+      },
+    },
+    close: { value: async () => void (await Promise.all([...[...pools.values()].map((p) => p.close()), ...proxies.map((p) => p.close())])) },
   });
   return handler;
 }
