@@ -76,15 +76,21 @@ export type RoutingOptions = Pick<ResolvedHandlerOptions, 'root' | 'allowedDotfi
 export function route(target: RequestTarget, o: RoutingOptions, files: FileKindCache): Route {
   const kindOf = (p: string): FileKind => files.kindOf(p);
   const { path, query } = target;
-  if (hasHiddenSegment(path, o.allowedDotfiles)) return HIDDEN;
+  // Dotfiles (.env, .git/) are never served or run. A dot path that names nothing on disk goes
+  // on to the front controller as nginx's try_files sends it: /uploads/x.jpg/.php is not a
+  // script ([^/]\.php in the canonical location) and reveals nothing.
+  const hidden = hasHiddenSegment(path, o.allowedDotfiles);
   const split = splitScriptPath(path, o.scriptExtensions);
   if (split !== null) {
+    if (hidden) return HIDDEN;
     if (kindOf(o.root + split.scriptName) !== 'file') return NOT_FOUND;
     // DOCUMENT_URI is the script, as nginx's `try_files $fastcgi_script_name` leaves $uri.
     return script(split.scriptName, split.pathInfo, split.scriptName, query, o.root);
   }
   const kind = kindOf(o.root + path);
-  if (kind === 'file' && !path.endsWith('/')) {
+  if (hidden) {
+    if (kind !== null) return HIDDEN;
+  } else if (kind === 'file' && !path.endsWith('/')) {
     // `/x.PHP` is not a script (php-fpm's limit_extensions is case-sensitive too), but its
     // source must not be served either.
     if (looksLikeScript(path, o.scriptExtensions)) return HIDDEN;

@@ -367,6 +367,21 @@ describe('same request, nginx vs gateway: what PHP sees', () => {
       },
     }));
 
+  // The canonical location is `~ [^/]\.php(/|$)`: ".php" right after a slash is not a script,
+  // so such paths fall through try_files to the front controller, on both sides.
+  for (const target of ['/dir/.php', '/dir/x.jpg/.php', '/.php', '/dir/.php/more']) {
+    test(`".php" after a slash is not a script: ${target} goes to the front controller`, () =>
+      runCase({
+        method: 'GET',
+        target,
+        check(d) {
+          assert.equal(d.script, '/index.php');
+          assert.equal(d.server['SCRIPT_NAME'], '/index.php');
+          assert.equal(d.server['REQUEST_URI'], target);
+        },
+      }));
+  }
+
   test('directory index', () =>
     runCase({
       method: 'GET',
