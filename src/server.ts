@@ -53,18 +53,52 @@ interface ServedApp {
   close(): Promise<void>;
 }
 
-interface ListenSettings {
+interface ListenSettings extends HeadLimits {
   readonly listen: readonly string[];
   readonly headersTimeout: number;
   readonly keepAliveTimeout: number;
   readonly requestTimeout: number;
 }
 
+/** nginx's large_client_header_buffers 4 8k, as three limits. */
+interface HeadLimits {
+  readonly maxRequestLine: number;
+  readonly maxHeaderLine: number;
+  readonly maxRequestHead: number;
+}
+
+/**
+ * 414 for a request line over its limit, 431 for a header line or a whole head over theirs,
+ * else 0. node:http enforces maxRequestHead on the URI and on the header block separately
+ * (and answers beyond it in clientError); the sum and the per-line limits are checked here.
+ */
+function headLimitStatus(req: IncomingMessage, l: HeadLimits): number {
+  // "GET /path HTTP/1.1": node decodes the head as latin1, so lengths are bytes.
+  const line = (req.method?.length ?? 0) + (req.url?.length ?? 0) + 10;
+  if (line > l.maxRequestLine) return 414;
+  const raw = req.rawHeaders;
+  let total = line + 2;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const n = raw[i]!.length + raw[i + 1]!.length + 4;
+    if (n > l.maxHeaderLine) return 431;
+    total += n;
+  }
+  return total > l.maxRequestHead ? 431 : 0;
+}
+
 /** Status for a request that node:http could not parse or that ran out of time. */
-function clientErrorStatus(code: string | undefined): number {
-  switch (code) {
-    case 'HPE_HEADER_OVERFLOW':
+function clientErrorStatus(err: NodeJS.ErrnoException & { rawPacket?: Buffer }, maxRequestLine: number): number {
+  switch (err.code) {
+    case 'HPE_HEADER_OVERFLOW': {
+      // A request line longer than the whole head limit: the URI is what is too long, as nginx
+      // says (when the packet holds the start of the request).
+      const raw = err.rawPacket;
+      if (raw !== undefined && /^[A-Za-z]+ /.test(raw.subarray(0, 16).toString('latin1'))) {
+        const eol = raw.indexOf(10);
+        if (eol < 0 || eol > maxRequestLine) return 414;
+      }
       return 431;
+    }
     case 'ERR_HTTP_REQUEST_TIMEOUT':
       return 408;
     default:
@@ -100,11 +134,15 @@ export function parseListen(listen: string): { path: string } | { host: string; 
 /** Create and start the server for one document root and one upstream (what `serve` flags mean). */
 export async function startGatewayServer(options: GatewayServerOptions): Promise<GatewayServer> {
   const { logger: givenLogger, ...rest } = options;
-  const { listen, accessLog: format, headersTimeout, keepAliveTimeout, requestTimeout, ...handlerOptions } = parseOrThrow(serverSchema, stripUndefined(rest));
+  const { listen, accessLog: format, headersTimeout, keepAliveTimeout, requestTimeout, maxRequestLine, maxHeaderLine, maxRequestHead, ...handlerOptions } = parseOrThrow(
+    serverSchema,
+    stripUndefined(rest),
+  );
   const handler = createFastCgiHandler(handlerOptions, { serverSoftware: `fastcgi-gateway/${VERSION}` });
   const maxBody = handler.options.maxBodySize;
   const app: ServedApp = { handle: handler, maxBodySize: () => maxBody, logs: () => true, close: () => handler.close() };
-  return listenAll(app, handler, { listen: [listen], headersTimeout, keepAliveTimeout, requestTimeout }, givenLogger ?? null, format);
+  const settings = { listen: [listen], headersTimeout, keepAliveTimeout, requestTimeout, maxRequestLine, maxHeaderLine, maxRequestHead };
+  return listenAll(app, handler, settings, givenLogger ?? null, format);
 }
 
 /** Create and start the server for a resolved config (config/load.ts): every site, route and listener. */
@@ -127,8 +165,7 @@ export async function startConfiguredServer(
     ...(handler.upgrades ? { upgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => handler.upgrade(req, socket, head) } : {}),
     close: () => handler.close(),
   };
-  const { listen, headersTimeout, keepAliveTimeout, requestTimeout } = config;
-  return listenAll(app, handler, { listen, headersTimeout, keepAliveTimeout, requestTimeout }, options.logger ?? null, config.accessLog);
+  return listenAll(app, handler, config, options.logger ?? null, config.accessLog);
 }
 
 async function listenAll<H>(app: ServedApp, handler: H, settings: ListenSettings, givenLogger: Logger | null, format: AccessLogFormat | false): Promise<GatewayServer<H>> {
@@ -148,6 +185,11 @@ async function listenAll<H>(app: ServedApp, handler: H, settings: ListenSettings
       sendError(res, 400);
       return;
     }
+    const tooLarge = headLimitStatus(req, settings);
+    if (tooLarge !== 0) {
+      sendError(res, tooLarge);
+      return;
+    }
     app.handle(req, res);
   };
 
@@ -156,6 +198,9 @@ async function listenAll<H>(app: ServedApp, handler: H, settings: ListenSettings
       {
         keepAliveTimeout,
         requireHostHeader: false,
+        // Per line and in sum the limits are checked in serve(); node applies this one to the URI
+        // and to the header block each.
+        maxHeaderSize: settings.maxRequestHead,
         // node checks head and request deadlines on this interval (30 s by default, so a 60 s
         // header timeout fired after up to 90 s): check every second, or finer for short ones.
         connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(headersTimeout / 10) || 1000)),
@@ -164,6 +209,8 @@ async function listenAll<H>(app: ServedApp, handler: H, settings: ListenSettings
     );
     server.headersTimeout = headersTimeout;
     server.requestTimeout = requestTimeout;
+    // No count limit (node drops headers past 2000 without a word): maxRequestHead bounds them.
+    server.maxHeadersCount = 0;
     // Expect: 100-continue — refuse an oversized body before the client sends it.
     server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
       const len = declaredLength(req);
@@ -194,7 +241,7 @@ async function listenAll<H>(app: ServedApp, handler: H, settings: ListenSettings
         socket.destroy();
         return;
       }
-      const status = clientErrorStatus(err.code);
+      const status = clientErrorStatus(err, settings.maxRequestLine);
       const reply = (): void => {
         if (!socket.writable) {
           socket.destroy();

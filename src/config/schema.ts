@@ -157,6 +157,9 @@ export const serverShape = {
   headersTimeout: duration(60_000, 'Time to receive a request head, then 408.'),
   keepAliveTimeout: duration(5000, 'How long a kept-alive client connection may stay idle.'),
   requestTimeout: duration(0, 'Time for a whole request (0: none; the head and body timeouts guard slow clients).'),
+  maxRequestLine: size(8192, 'Longest request line (method, URI, version), else 414 (nginx large_client_header_buffers 4 8k).'),
+  maxHeaderLine: size(8192, 'Longest request header line, else 431.'),
+  maxRequestHead: size(32 * 1024, 'Largest request head in all, else 431.'),
 };
 export const serverSchema = handlerSchema.extend(serverShape);
 
@@ -285,6 +288,9 @@ export const configSchema = z
     headersTimeout: serverShape.headersTimeout,
     keepAliveTimeout: serverShape.keepAliveTimeout,
     requestTimeout: serverShape.requestTimeout,
+    maxRequestLine: serverShape.maxRequestLine,
+    maxHeaderLine: serverShape.maxHeaderLine,
+    maxRequestHead: serverShape.maxRequestHead,
     memoryBudget: phpShape.memoryBudget,
     tmpDir: phpShape.tmpDir,
     upstreams: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'expected a name of letters, digits, _ . -'), upstreamSchema).default({}).meta({ description: 'Named FastCGI upstreams.' }),

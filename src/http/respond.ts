@@ -305,7 +305,7 @@ export function sendError(res: ServerResponse, status: number, extraHeaders: Rec
     ...extraHeaders,
   };
   if (status === 503 && !('Retry-After' in extraHeaders)) headers['Retry-After'] = '1';
-  if (status === 413 || status === 400 || status === 431 || status === 408) {
+  if (status === 413 || status === 400 || status === 414 || status === 431 || status === 408) {
     headers['Connection'] = 'close';
     // A pipelining client may still be sending: close without a reset that would eat this
     // answer (and the earlier ones) in its receive buffer.

@@ -9,11 +9,12 @@
  *                                 no  ─▶ the answer, or the error, goes to the caller
  *            ─▶ nothing left to try ─▶ GW_ERR_UPSTREAM_UNAVAILABLE (503 + Retry-After)
  *
- * Failover only for requests that never reached php-fpm: a refused or timed-out connect. A
- * request that may have started to run (bytes written, a read timeout, a closed connection
- * mid-response) is never sent again. A stale kept socket is already retried by the member pool
- * on a fresh socket of the same server; a stream body that attempt may have read from is not
- * offered to another server.
+ * Failover only for requests that never reached php-fpm: a refused or timed-out connect before
+ * any connection was assigned. A request that may have started to run (bytes written, a read
+ * timeout, a closed connection mid-response) is never sent again. That includes a request
+ * whose kept connection closed before any answer: the member pool replays it once on a fresh
+ * connection to the same server (a stale socket), and when that server has gone the request
+ * gets its 502, since its worker may have been killed while running it.
  *
  * Passive health, as nginx's max_fails / fail_timeout: `maxFails` failures within
  * `failTimeout` mark a server down for `failTimeout`; a success clears its count. Optional
@@ -21,7 +22,6 @@
  * server down while it fails and up when it answers. A group of one server is never marked
  * down (as in nginx): there is nothing to fail over to.
  */
-import { Readable } from 'node:stream';
 import { ConnectError, ConnectTimeoutError, type GatewayError, UpstreamUnavailableError } from '../errors.js';
 import type { UpstreamAddress } from './address.js';
 import type { ExchangeController, ExchangeHandler, FastCgiRequest } from './exchange.js';
@@ -162,13 +162,13 @@ export class UpstreamGroup implements FastCgiUpstream {
         return current?.reused ?? false;
       },
     };
-    const streamBody = request.body instanceof Readable;
-    let startedWithStream = false;
 
     const attempt = (m: Member): void => {
       tried.add(m);
       m.inFlight++;
       let settled = false;
+      // A connection was assigned: bytes may have reached php-fpm.
+      let started = false;
       const settle = (): void => {
         if (!settled) {
           settled = true;
@@ -177,7 +177,7 @@ export class UpstreamGroup implements FastCgiUpstream {
       };
       current = m.pool.dispatch(request, {
         onStart: () => {
-          if (streamBody) startedWithStream = true;
+          started = true;
           handler.onStart?.(outer);
           if (paused) current?.pause();
         },
@@ -195,9 +195,8 @@ export class UpstreamGroup implements FastCgiUpstream {
             return;
           }
           this.#failed(m);
-          // Its bytes never reached php-fpm: another server may run it, unless the caller has
-          // gone, or a stream body may have been read by an attempt that got a connection.
-          if (aborted !== null || startedWithStream) {
+          // Another server may run it only if nothing of it reached this one, and its caller is still there.
+          if (aborted !== null || started) {
             handler.onError(err);
             return;
           }
