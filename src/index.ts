@@ -22,5 +22,10 @@ export { buildCgiParams, collectHeaders, type CgiRequestInfo, type ScriptTarget 
 export { parseRequestTarget, normalizePath, splitScriptPath } from './cgi/uri.js';
 export type { HandlerOptions, SendfileOptions } from './config/options.js';
 export { createFastCgiHandler, type FastCgiHandler } from './http/handler.js';
-export { startGatewayServer, type GatewayServerOptions, type GatewayServer } from './server.js';
+export { startGatewayServer, startConfiguredServer, type GatewayServerOptions, type GatewayServer } from './server.js';
+export { createGatewayHandler, type GatewayHandler, type GatewayHandlerDeps } from './http/gateway-handler.js';
+export { UpstreamGroup, type FastCgiUpstream, type GroupOptions, type MemberState } from './upstream/group.js';
+export { resolveConfig, loadConfigFile, envOverrides, setOverride, formatIssue, type ConfigSources, type ConfigOverride } from './config/load.js';
+export type { GatewayConfig, GatewayConfigInput, SiteConfig, RouteConfig, UpstreamConfig } from './config/schema.js';
+export { parseSize, parseDuration } from './config/units.js';
 export { VERSION } from './version.js';

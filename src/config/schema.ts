@@ -105,6 +105,10 @@ export const phpShape = {
     .nullable()
     .default('/index.php')
     .meta({ description: 'Script that gets requests matching nothing else (try_files $uri $uri/ /index.php?$args), when it exists; null: none.' }),
+  frontControllerOnly: flag(
+    false,
+    'Run the front controller and no other script: any other .php path is a 404 (the Symfony and Laravel setups, where nothing else under the root should ever run).',
+  ),
   scriptExtensions: z
     .array(z.string().regex(/^\.[A-Za-z0-9]+$/, 'expected an extension such as ".php"'))
     .readonly()

@@ -211,7 +211,9 @@ export function createGatewayHandler(config: GatewayConfig, deps: GatewayHandler
 
 /** A `static` route: files below `root` (nginx `root` semantics: the whole path is appended). */
 function staticRoute(root: string, index: readonly string[]): RouteHandler {
-  const opts = { root: root.replace(/\/+$/, '') || '/', allowedDotfiles: ['.well-known'], scriptExtensions: [], static: true, index, frontController: null };
+  // .php is known as a script extension only to be refused: a static route never runs or shows
+  // PHP (an upload directory with an evil.php in it: nginx's `location ~ \.php$ { deny all; }`).
+  const opts = { root: root.replace(/\/+$/, '') || '/', allowedDotfiles: ['.well-known'], scriptExtensions: ['.php'], static: true, index, frontController: null, frontControllerOnly: false };
   const files = new FileKindCache(1000);
   const small = new SmallFileCache({ ttl: 1000 });
   return (req, res) => {

@@ -71,7 +71,7 @@ function statKind(path: string): FileKind {
 
 /** Resolve a request target against the document root. */
 /** What routing in a document root needs to know. */
-export type RoutingOptions = Pick<ResolvedHandlerOptions, 'root' | 'allowedDotfiles' | 'scriptExtensions' | 'static' | 'index' | 'frontController'>;
+export type RoutingOptions = Pick<ResolvedHandlerOptions, 'root' | 'allowedDotfiles' | 'scriptExtensions' | 'static' | 'index' | 'frontController' | 'frontControllerOnly'>;
 
 export function route(target: RequestTarget, o: RoutingOptions, files: FileKindCache): Route {
   const kindOf = (p: string): FileKind => files.kindOf(p);
@@ -83,6 +83,8 @@ export function route(target: RequestTarget, o: RoutingOptions, files: FileKindC
   const split = splitScriptPath(path, o.scriptExtensions);
   if (split !== null) {
     if (hidden) return HIDDEN;
+    // Symfony's and Laravel's setups run the front controller and nothing else.
+    if (o.frontControllerOnly && split.scriptName !== o.frontController) return NOT_FOUND;
     if (kindOf(o.root + split.scriptName) !== 'file') return NOT_FOUND;
     // DOCUMENT_URI is the script, as nginx's `try_files $fastcgi_script_name` leaves $uri.
     return script(split.scriptName, split.pathInfo, split.scriptName, query, o.root);
@@ -101,10 +103,14 @@ export function route(target: RequestTarget, o: RoutingOptions, files: FileKindC
     for (const name of o.index) {
       const candidate = path + name;
       if (kindOf(o.root + candidate) !== 'file') continue;
-      if (o.scriptExtensions.some((ext) => name.endsWith(ext))) return script(candidate, '', candidate, query, o.root);
+      if (o.scriptExtensions.some((ext) => name.endsWith(ext))) {
+        if (o.frontControllerOnly && candidate !== o.frontController) continue;
+        return script(candidate, '', candidate, query, o.root);
+      }
       if (o.static) return { kind: 'static', path: candidate };
     }
-    return { kind: 'forbidden' };
+    // Symfony's `try_files $uri /index.php`: a directory without an index is the app's to answer.
+    if (!o.frontControllerOnly) return { kind: 'forbidden' };
   }
   const fc = o.frontController;
   if (fc !== null && kindOf(o.root + fc) === 'file') return script(fc, '', fc, query, o.root);

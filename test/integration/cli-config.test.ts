@@ -48,14 +48,14 @@ const file = (name: string, text: string): string => {
 };
 
 describe('check-config', () => {
-  for (const name of readdirSync(CONF).filter((n) => /\.(ya?ml|json)$/.test(n))) {
+  for (const name of readdirSync(CONF, { recursive: true, encoding: 'utf8' }).filter((n) => /\.(ya?ml|json)$/.test(n))) {
     test(`accepts conf/${name} and prints it with every default filled in`, async () => {
       const r = await cli(['check-config', join(CONF, name)]);
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stderr, /is valid/);
-      const resolved = parse(r.stdout) as { listen: string[]; headersTimeout: number; upstreams: Record<string, { idleTimeout: number }>; sites: Array<{ routes: unknown[] }> };
+      const resolved = parse(r.stdout) as { listen: string[]; maxRequestLine: number; upstreams: Record<string, { idleTimeout: number }>; sites: Array<{ routes: unknown[] }> };
       assert.ok(Array.isArray(resolved.listen));
-      assert.equal(resolved.headersTimeout, 60_000);
+      assert.equal(resolved.maxRequestLine, 8192, 'a default no file sets, filled in');
       for (const up of Object.values(resolved.upstreams)) assert.equal(typeof up.idleTimeout, 'number');
       assert.ok(resolved.sites.length >= 1);
     });
