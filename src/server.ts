@@ -14,7 +14,7 @@ import { parseOrThrow, stripUndefined } from './config/issues.js';
 import { type GatewayConfig, serverSchema } from './config/schema.js';
 import { createGatewayHandler, type GatewayHandler } from './http/gateway-handler.js';
 import { createFastCgiHandler, type FastCgiHandler } from './http/handler.js';
-import { lingerClose } from './http/linger.js';
+import { lingerClose, lingerWhenDone } from './http/linger.js';
 import { declaredLength } from './http/request-body.js';
 import { sendError } from './http/respond.js';
 import { type AccessLogFormat, createAccessLog, createLogger } from './logging/access-log.js';
@@ -211,6 +211,11 @@ async function listenAll<H>(app: ServedApp, handler: H, settings: ListenSettings
     server.requestTimeout = requestTimeout;
     // No count limit (node drops headers past 2000 without a word): maxRequestHead bounds them.
     server.maxHeadersCount = 0;
+    // Every close node:http decides after a response (Connection: close, HTTP/1.0 without a
+    // length) lingers, as nginx's lingering_close: a client may have pipelined more, and closing
+    // on unread bytes sends a RST that can wipe the answer out of its receive buffer (found by
+    // the fuzz campaign: HEAD over HTTP/1.0 keep-alive, then more bytes: no answer arrived).
+    server.on('connection', (socket: Socket) => lingerWhenDone(socket));
     // Expect: 100-continue — refuse an oversized body before the client sends it.
     server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
       const len = declaredLength(req);

@@ -12,21 +12,30 @@ import { pathToFileURL } from 'node:url';
 
 // GATEWAY_DIST: another build's dist/ (the bench's gateway-base contender, a before/after).
 const dist = process.env.GATEWAY_DIST;
-const { startGatewayServer } = await import(dist ? pathToFileURL(`${dist}/server.js`).href : '../../dist/server.js');
+const { startGatewayServer, startConfiguredServer } = await import(dist ? pathToFileURL(`${dist}/server.js`).href : '../../dist/server.js');
 
 const raw = process.argv[2];
 if (raw === undefined) {
   process.stderr.write('usage: node bench/http/gateway-server.mjs <startGatewayServer options as JSON>\n');
   process.exit(2);
 }
-const gw = await startGatewayServer(JSON.parse(raw));
+// A whole config (it has `sites`) goes through the config loader and the config server.
+const options = JSON.parse(raw);
+let gw;
+if (options.sites) {
+  const { resolveConfig } = await import(dist ? pathToFileURL(`${dist}/config/load.js`).href : '../../dist/config/load.js');
+  gw = await startConfiguredServer(resolveConfig({ base: options }));
+} else {
+  gw = await startGatewayServer(options);
+}
 process.stderr.write(`listening ${gw.url}\n`);
 
 let stopping = false;
 const stop = () => {
   if (stopping) return;
   stopping = true;
-  process.stderr.write(`stats ${JSON.stringify(gw.handler.pool.stats)}\n`);
+  const pool = gw.handler.pool ?? [...gw.handler.pools.values()][0];
+  process.stderr.write(`stats ${JSON.stringify(pool.stats)}\n`);
   // Clients are gone when the bench stops us; a stuck close must not keep the process alive.
   setTimeout(() => process.exit(1), 3000).unref();
   gw.close().then(

@@ -192,6 +192,8 @@ const ALL_CONFIGS: readonly ConfigDef[] = [
   { name: 'gateway-log', kind: 'gateway', description: `gateway, pool.connections ${WORKERS}, JSON access log to a file` },
   // A before/after in one run: the same harness, an older build (BASELINE_DIST=/path/to/dist).
   { name: 'gateway-base', kind: 'gateway', description: `gateway from BASELINE_DIST (${BASELINE_DIST ?? 'unset'}), same options as gateway` },
+  // The config-file server: the request crosses the site and route lookups of a real config.
+  { name: 'gateway-sites', kind: 'gateway', description: `gateway from a config of 3 sites; the one served (the default, after an exact and a wildcard miss) has 5 routes, php last` },
 ];
 
 /** A server under test, started for one turn. */
@@ -232,20 +234,47 @@ async function startServerOnce(def: ConfigDef, fpm: BenchPhpFpm): Promise<Runnin
     };
   }
   if (def.name === 'gateway-base' && BASELINE_DIST === undefined) throw new Error('gateway-base needs BASELINE_DIST=/path/to/other/dist');
-  return startGateway(fpm, def.name === 'gateway-log', def.name === 'gateway-base' ? BASELINE_DIST : undefined);
+  return startGateway(fpm, def.name === 'gateway-log', def.name === 'gateway-base' ? BASELINE_DIST : undefined, def.name === 'gateway-sites');
+}
+
+/** 3 sites; requests to 127.0.0.1 reach the default one, whose php route is the 5th prefix tried. */
+function sitesConfig(fpm: BenchPhpFpm): Record<string, unknown> {
+  const root = fpm.docRoot;
+  return {
+    listen: ['127.0.0.1:0'],
+    accessLog: false,
+    upstreams: { app: { servers: [fpm.address], connections: WORKERS } },
+    sites: [
+      { hosts: ['shop.example.com', 'www.shop.example.com'], root, routes: [{ path: '/', php: { upstream: 'app' } }, { path: '/assets/', static: {} }] },
+      { hosts: ['*.tenants.example.com'], root, routes: [{ path: '/', php: { upstream: 'app' } }] },
+      {
+        hosts: ['*'],
+        root,
+        routes: [
+          { path: '/assets/', static: {} },
+          { path: '/api/', proxy: { url: 'http://127.0.0.1:9' } },
+          { path: '/old/', redirect: { to: '/new/' } },
+          { path: '/git/', fastcgi: { upstream: 'app', script: '/usr/lib/git-core/git-http-backend' } },
+          { path: '/', php: { upstream: 'app' } },
+        ],
+      },
+    ],
+  };
 }
 
 /** The gateway from dist/ in its own node process (bench/http/gateway-server.mjs). */
-async function startGateway(fpm: BenchPhpFpm, accessLog: boolean, dist?: string): Promise<RunningServer> {
+async function startGateway(fpm: BenchPhpFpm, accessLog: boolean, dist?: string, sites = false): Promise<RunningServer> {
   const dir = mkdtempSync(join(os.tmpdir(), 'fcgi-bench-gw-'));
   const logFile = join(dir, 'access.log');
-  const options = {
-    root: fpm.docRoot,
-    upstream: fpm.address,
-    listen: '127.0.0.1:0',
-    accessLog: accessLog ? 'json' : false,
-    pool: { connections: WORKERS },
-  };
+  const options = sites
+    ? sitesConfig(fpm)
+    : {
+        root: fpm.docRoot,
+        upstream: fpm.address,
+        listen: '127.0.0.1:0',
+        accessLog: accessLog ? 'json' : false,
+        pool: { connections: WORKERS },
+      };
   const logFd = accessLog ? openSync(logFile, 'w') : null;
   let proc: ChildProcess;
   try {

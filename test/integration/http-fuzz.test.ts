@@ -26,8 +26,10 @@ after(async () => {
 });
 
 describe('HTTP fuzz: hand-picked cases', () => {
-  for (const { name, case: c } of namedCases()) {
-    test(name, () => h.runCase(c));
+  for (const { name, case: c, repeat = 1 } of namedCases()) {
+    test(repeat > 1 ? `${name} (${repeat} runs)` : name, async () => {
+      for (let i = 0; i < repeat; i++) await h.runCase(c);
+    });
   }
 });
 
