@@ -14,7 +14,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { dirname, resolve } from 'node:path';
-import { isRejection, parseRequestTarget } from '../cgi/uri.js';
+import { isRejection } from '../cgi/uri.js';
 import { type GatewayConfig, isInlineAddress, type RouteConfig, type SiteConfig } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
 import { type FastCgiUpstream, UpstreamGroup } from '../upstream/group.js';
@@ -23,12 +23,14 @@ import { createFastCgiHandler } from './handler.js';
 import { MemoryBudget } from './memory-budget.js';
 import { type LoggerLike, NO_LOG } from './respond.js';
 import { createProxyRoute, type EgressProxy, type ProxyRoute } from './proxy-route.js';
+import { targetOf } from './request-target.js';
 import { encodePath, FileKindCache, route as routeInRoot } from './router.js';
 import { drainAndReply, serveFile } from './serve-file.js';
 import { hostMatcher, hostName, prefixMatcher } from './site-match.js';
 import { SmallFileCache } from './small-files.js';
 
 type Next = (err?: unknown) => void;
+const kRoute = Symbol('fastcgi-gateway.route');
 type RouteHandler = (req: IncomingMessage, res: ServerResponse, next?: Next) => void;
 
 /** One route, ready to serve. */
@@ -149,20 +151,20 @@ export function createGatewayHandler(config: GatewayConfig, deps: GatewayHandler
     }),
   );
 
-  // The route is looked up once per request, by the access log's filter or by the handler.
-  const chosen = new WeakMap<IncomingMessage, ReadyRoute | null>();
+  // The route is looked up once per request, by the access log's filter or by the handler, and
+  // kept on the request (a symbol property: cheaper than a WeakMap entry per request).
   const routeFor = (req: IncomingMessage): ReadyRoute | null => {
-    let r = chosen.get(req);
-    if (r !== undefined) return r;
-    const target = parseRequestTarget(req.url ?? '/');
-    const host = hostName(req.headers.host ?? (req.headers[':authority'] as string | undefined));
-    r = isRejection(target) ? null : siteOf(host).route(target.path);
-    chosen.set(req, r);
-    return r;
+    const r = req as IncomingMessage & { [kRoute]?: ReadyRoute | null };
+    let route = r[kRoute];
+    if (route !== undefined) return route;
+    const target = targetOf(req);
+    route = isRejection(target) ? null : siteOf(hostName(req.headers.host ?? (req.headers[':authority'] as string | undefined))).route(target.path);
+    r[kRoute] = route;
+    return route;
   };
 
   const handler = ((req: IncomingMessage, res: ServerResponse, next?: Next): void => {
-    const target = parseRequestTarget(req.url ?? '/');
+    const target = targetOf(req);
     if (isRejection(target)) {
       const log: LoggerLike = (req as IncomingMessage & { log?: LoggerLike }).log ?? NO_LOG;
       log.warn({ reason: target.reason }, 'bad request target');
@@ -217,7 +219,7 @@ function staticRoute(root: string, index: readonly string[]): RouteHandler {
   const files = new FileKindCache(1000);
   const small = new SmallFileCache({ ttl: 1000 });
   return (req, res) => {
-    const target = parseRequestTarget(req.url ?? '/');
+    const target = targetOf(req);
     if (isRejection(target)) {
       drainAndReply(req, res, target.status);
       return;

@@ -23,6 +23,7 @@ import { MemoryBudget } from './memory-budget.js';
 import { type BodyLimits, type PreparedBody, prepareBody } from './request-body.js';
 import { type LoggerLike, NO_LOG, type RelayOptions, ResponseRelay, type ResponseHooks, sendError, type UpstreamTiming } from './respond.js';
 import { FileKindCache, route } from './router.js';
+import { targetOf } from './request-target.js';
 import { drainAndReply, serveFile } from './serve-file.js';
 import { SmallFileCache } from './small-files.js';
 
@@ -81,7 +82,7 @@ export function createFastCgiHandler(options: HandlerOptions, deps: HandlerDeps 
 
   const handler = ((req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void): void => {
     const log: LoggerLike = (req as IncomingMessage & { log?: LoggerLike }).log ?? NO_LOG;
-    const target = parseRequestTarget(req.url ?? '/');
+    const target = targetOf(req);
     if (isRejection(target)) {
       log.warn({ reason: target.reason }, 'bad request target');
       drainAndReply(req, res, target.status);
