@@ -13,35 +13,25 @@
 import * as z from 'zod';
 import { parseDuration, parseSize } from './units.js';
 
-/** A size: bytes, or a string with a unit. */
-export const size = (def: number, description: string) =>
+/** A number, or a string with a unit that `parse` understands; `expected` says which. */
+const withUnit = (parse: (v: number | string) => number | null, expected: string, unit: 'size' | 'duration') => (def: number, description: string) =>
   z
     .union([z.number(), z.string()])
     .transform((v, ctx) => {
-      const n = parseSize(v);
+      const n = parse(v);
       if (n === null) {
-        ctx.addIssue({ code: 'custom', message: 'expected a size: bytes, or a number with k, m or g (64k, 1m)', input: v });
+        ctx.addIssue({ code: 'custom', message: `expected ${expected}`, input: v });
         return z.NEVER;
       }
       return n;
     })
     .default(def)
-    .meta({ description, unit: 'size' });
+    .meta({ description, unit });
 
+/** A size: bytes, or a string with a unit. */
+export const size = withUnit(parseSize, 'a size: bytes, or a number with k, m or g (64k, 1m)', 'size');
 /** A duration: milliseconds, or a string with a unit. */
-export const duration = (def: number, description: string) =>
-  z
-    .union([z.number(), z.string()])
-    .transform((v, ctx) => {
-      const n = parseDuration(v);
-      if (n === null) {
-        ctx.addIssue({ code: 'custom', message: 'expected a duration: ms, or a number with ms, s, m or h (500ms, 30s)', input: v });
-        return z.NEVER;
-      }
-      return n;
-    })
-    .default(def)
-    .meta({ description, unit: 'duration' });
+export const duration = withUnit(parseDuration, 'a duration: ms, or a number with ms, s, m or h (500ms, 30s)', 'duration');
 
 const count = (min: number, def: number, description: string) => z.number().int().min(min).default(def).meta({ description });
 const flag = (def: boolean, description: string) => z.boolean().default(def).meta({ description });

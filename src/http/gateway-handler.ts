@@ -25,7 +25,7 @@ import { type LoggerLike, NO_LOG } from './respond.js';
 import { createProxyRoute, type EgressProxy, type ProxyRoute } from './proxy-route.js';
 import { targetOf } from './request-target.js';
 import { encodePath, FileKindCache, route as routeInRoot } from './router.js';
-import { drainAndReply, serveFile } from './serve-file.js';
+import { answerLocally, drainAndReply } from './serve-file.js';
 import { hostMatcher, hostName, prefixMatcher } from './site-match.js';
 import { SmallFileCache } from './small-files.js';
 
@@ -225,20 +225,9 @@ function staticRoute(root: string, index: readonly string[]): RouteHandler {
       return;
     }
     const r = routeInRoot(target, opts, files);
-    switch (r.kind) {
-      case 'static':
-        if (!small.serve(req, res, opts.root + r.path)) serveFile(req, res, opts.root, r.path);
-        return;
-      case 'redirect':
-        res.writeHead(301, { Location: r.location, 'Content-Length': 0 });
-        res.end();
-        return;
-      case 'forbidden':
-        drainAndReply(req, res, 403);
-        return;
-      default:
-        drainAndReply(req, res, 404);
-    }
+    // A script here is refused, never run (see opts).
+    if (r.kind === 'script') drainAndReply(req, res, 404);
+    else answerLocally(req, res, r, opts.root, small);
   };
 }
 

@@ -24,7 +24,7 @@ import { type BodyLimits, type PreparedBody, prepareBody } from './request-body.
 import { type LoggerLike, NO_LOG, type RelayOptions, ResponseRelay, type ResponseHooks, sendError, type UpstreamTiming } from './respond.js';
 import { FileKindCache, route } from './router.js';
 import { targetOf } from './request-target.js';
-import { drainAndReply, serveFile } from './serve-file.js';
+import { answerLocally, drainAndReply, serveFile } from './serve-file.js';
 import { SmallFileCache } from './small-files.js';
 
 /** The handler function, with its pool and a close() for shutdown. */
@@ -96,28 +96,8 @@ export function createFastCgiHandler(options: HandlerOptions, deps: HandlerDeps 
       return;
     }
     const r = route(target, o, files);
-    switch (r.kind) {
-      case 'script':
-        runScript(req, res, r.target, log, 0, null);
-        return;
-      case 'static':
-        if (!smallFiles.serve(req, res, o.root + r.path)) serveFile(req, res, o.root, r.path, next);
-        return;
-      case 'redirect':
-        res.writeHead(301, { Location: r.location, 'Content-Length': 0 });
-        res.end();
-        return;
-      case 'forbidden':
-        drainAndReply(req, res, 403);
-        return;
-      case 'hidden':
-        drainAndReply(req, res, 404);
-        return;
-      case 'not-found':
-        if (next) next();
-        else drainAndReply(req, res, 404);
-        return;
-    }
+    if (r.kind === 'script') runScript(req, res, r.target, log, 0, null);
+    else answerLocally(req, res, r, o.root, smallFiles, next);
   }) as FastCgiHandler;
 
   /**

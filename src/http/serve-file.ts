@@ -6,7 +6,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import send from 'send';
 import { lingerWhenDone } from './linger.js';
 import { sendError } from './respond.js';
-import { encodePath } from './router.js';
+import { encodePath, type Route } from './router.js';
+import type { SmallFileCache } from './small-files.js';
 
 /** Serve a file below `root` with `send` (ETag, Last-Modified, 304, Range/206, HEAD). */
 export function serveFile(req: IncomingMessage, res: ServerResponse, root: string, path: string, next?: (err?: unknown) => void): void {
@@ -31,4 +32,30 @@ export function drainAndReply(req: IncomingMessage, res: ServerResponse, status:
     req.resume();
   }
   sendError(res, status, headers);
+}
+
+/**
+ * Answer a route that needs no upstream (everything but `script`): a file (from the small-file
+ * cache when it fits), a slash redirect, 403, or 404 (`not-found` goes to `next` when there is one).
+ */
+export function answerLocally(req: IncomingMessage, res: ServerResponse, r: Exclude<Route, { kind: 'script' }>, root: string, small: SmallFileCache, next?: (err?: unknown) => void): void {
+  switch (r.kind) {
+    case 'static':
+      if (!small.serve(req, res, root + r.path)) serveFile(req, res, root, r.path, next);
+      return;
+    case 'redirect':
+      res.writeHead(301, { Location: r.location, 'Content-Length': 0 });
+      res.end();
+      return;
+    case 'forbidden':
+      drainAndReply(req, res, 403);
+      return;
+    case 'hidden':
+      drainAndReply(req, res, 404);
+      return;
+    case 'not-found':
+      if (next) next();
+      else drainAndReply(req, res, 404);
+      return;
+  }
 }

@@ -95,6 +95,15 @@ describe('check-config', () => {
     });
   }
 
+  test('JSON is accepted too, with positions in its errors', async () => {
+    const ok = await cli(['check-config', file('gw.json', JSON.stringify({ sites: [{ root: '/srv', routes: [{ path: '/', static: {} }] }] }, null, 2))]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal((parse(ok.stdout) as { sites: Array<{ hosts: string[] }> }).sites[0]!.hosts[0], '*');
+    const bad = await cli(['check-config', file('bad.json', '{\n  "sites": [],\n  "listn": "x"\n}\n')]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /bad\.json:3:3: unknown key "listn" \(did you mean "listen"\?\)/);
+  });
+
   test('a missing file: exit 1 with the reason', async () => {
     const r = await cli(['check-config', join(dir, 'nope.yaml')]);
     assert.equal(r.code, 1);

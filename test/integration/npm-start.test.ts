@@ -14,26 +14,13 @@ import { fileURLToPath } from 'node:url';
 import { Agent, FormData, request } from 'undici';
 import { findPhpFpm } from '../../src/fpm/launcher.js';
 import { freePort } from '../helpers/ports.js';
+import { alive } from '../helpers/procs.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const PUBLIC = `${ROOT}/examples/public`;
 
 
 
-/** True while `pid` runs; a zombie counts as gone. */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));
-  } catch {
-    return false;
-  }
-}
 
 interface Started {
   child: ChildProcess;
