@@ -1,13 +1,13 @@
 /**
  * Typed errors. Every failure the library reports is a `GatewayError` with a stable `code`
  * (listed in docs/errors.md; a test keeps the two in sync). Callers match on `code`.
- * The HTTP status for each code lives in one table here (`statusFor`), nowhere else.
+ * The HTTP status and the exit kind of each code live in one table here (`ERRORS`), nowhere else.
  */
 
 /** Base class: `code` is API, `message` is for humans, `cause` holds the underlying error. */
 export class GatewayError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
+  readonly code: GatewayErrorCode;
+  constructor(code: GatewayErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.code = code;
     this.name = new.target.name;
@@ -231,40 +231,88 @@ export class ProxyTimeoutError extends GatewayError {
   }
 }
 
-/** Every code with its HTTP status. The only place that picks status codes. */
-export const ERROR_STATUS: Readonly<Record<string, number>> = Object.freeze({
-  GW_ERR_CONFIG_INVALID: 500,
-  GW_ERR_CONFIG_ADDRESS: 500,
-  GW_ERR_CONNECT_FAILED: 502,
-  GW_ERR_CONNECT_TIMEOUT: 504,
-  GW_ERR_POOL_QUEUE_FULL: 503,
-  GW_ERR_POOL_QUEUE_TIMEOUT: 503,
-  GW_ERR_POOL_CLOSED: 503,
-  GW_ERR_UPSTREAM_READ_TIMEOUT: 504,
-  GW_ERR_UPSTREAM_WRITE_TIMEOUT: 504,
-  GW_ERR_UPSTREAM_CLOSED: 502,
-  GW_ERR_UPSTREAM_CANT_MPX_CONN: 502,
-  GW_ERR_UPSTREAM_OVERLOADED: 503,
-  GW_ERR_UPSTREAM_UNKNOWN_ROLE: 502,
-  GW_ERR_UPSTREAM_ABORTED: 499,
-  GW_ERR_UPSTREAM_HANDLER: 500,
-  GW_ERR_PROTO_INVALID: 502,
-  GW_ERR_PROTO_PARAMS_TOO_LARGE: 431,
-  GW_ERR_CGI_HEAD_TOO_LARGE: 502,
-  GW_ERR_CGI_HEAD_INVALID: 502,
-  GW_ERR_BODY_SOURCE: 400,
-  GW_ERR_BODY_TOO_LARGE: 413,
-  GW_ERR_BODY_TIMEOUT: 408,
-  GW_ERR_CLIENT_SEND_TIMEOUT: 408,
-  GW_ERR_RESPONSE_SPILL: 502,
-  GW_ERR_UPSTREAM_UNAVAILABLE: 503,
-  GW_ERR_PROXY_FAILED: 502,
-  GW_ERR_PROXY_TIMEOUT: 504,
-});
+/** A script kept answering with local redirects (RFC 3875 §6.2.2) past maxLocalRedirects. */
+export class CgiRedirectLoopError extends GatewayError {
+  readonly location: string;
+  constructor(limit: number, location: string) {
+    super('GW_ERR_CGI_REDIRECT_LOOP', `more than ${limit} local redirects (last to ${location})`);
+    this.location = location;
+  }
+}
+
+/** An X-Accel-Redirect / X-Sendfile answer named a path outside sendfile.root. */
+export class SendfileOutsideError extends GatewayError {
+  readonly path: string;
+  constructor(path: string) {
+    super('GW_ERR_CGI_SENDFILE_OUTSIDE', 'sendfile path outside the allowed directory');
+    this.path = path;
+  }
+}
+
+/** The upstream ended its answer before the Content-Length it declared: the client connection is cut. */
+export class UpstreamShortBodyError extends GatewayError {
+  readonly declared: number;
+  readonly sent: number;
+  constructor(declared: number, sent: number) {
+    super('GW_ERR_UPSTREAM_SHORT_BODY', `upstream sent ${sent} of the ${declared} body bytes it declared`);
+    this.declared = declared;
+    this.sent = sent;
+  }
+}
+
+/**
+ * Every error code, with the HTTP status the gateway answers (before the response head) and
+ * how the command line exits for it. The one place both are picked: a class whose code is not
+ * here, or a code without its status or exit kind, does not compile; docs/errors.md is checked
+ * against it by a test.
+ */
+export const ERRORS = {
+  GW_ERR_CONFIG_INVALID: { status: 500, exit: 'usage' },
+  GW_ERR_CONFIG_ADDRESS: { status: 500, exit: 'usage' },
+  GW_ERR_CONNECT_FAILED: { status: 502, exit: 'connect' },
+  GW_ERR_CONNECT_TIMEOUT: { status: 504, exit: 'connect' },
+  GW_ERR_POOL_QUEUE_FULL: { status: 503, exit: 'busy' },
+  GW_ERR_POOL_QUEUE_TIMEOUT: { status: 503, exit: 'busy' },
+  GW_ERR_POOL_CLOSED: { status: 503, exit: 'usage' },
+  GW_ERR_UPSTREAM_READ_TIMEOUT: { status: 504, exit: 'protocol' },
+  GW_ERR_UPSTREAM_WRITE_TIMEOUT: { status: 504, exit: 'protocol' },
+  GW_ERR_UPSTREAM_CLOSED: { status: 502, exit: 'protocol' },
+  GW_ERR_UPSTREAM_CANT_MPX_CONN: { status: 502, exit: 'protocol' },
+  GW_ERR_UPSTREAM_OVERLOADED: { status: 503, exit: 'busy' },
+  GW_ERR_UPSTREAM_UNKNOWN_ROLE: { status: 502, exit: 'protocol' },
+  GW_ERR_UPSTREAM_ABORTED: { status: 499, exit: 'usage' },
+  GW_ERR_UPSTREAM_HANDLER: { status: 500, exit: 'usage' },
+  GW_ERR_PROTO_INVALID: { status: 502, exit: 'protocol' },
+  GW_ERR_PROTO_PARAMS_TOO_LARGE: { status: 431, exit: 'usage' },
+  GW_ERR_CGI_HEAD_TOO_LARGE: { status: 502, exit: 'protocol' },
+  GW_ERR_CGI_HEAD_INVALID: { status: 502, exit: 'protocol' },
+  GW_ERR_BODY_SOURCE: { status: 400, exit: 'usage' },
+  GW_ERR_BODY_TOO_LARGE: { status: 413, exit: 'usage' },
+  GW_ERR_BODY_TIMEOUT: { status: 408, exit: 'usage' },
+  GW_ERR_CLIENT_SEND_TIMEOUT: { status: 408, exit: 'usage' },
+  GW_ERR_RESPONSE_SPILL: { status: 502, exit: 'usage' },
+  GW_ERR_UPSTREAM_UNAVAILABLE: { status: 503, exit: 'busy' },
+  GW_ERR_PROXY_FAILED: { status: 502, exit: 'usage' },
+  GW_ERR_PROXY_TIMEOUT: { status: 504, exit: 'usage' },
+  GW_ERR_CGI_REDIRECT_LOOP: { status: 502, exit: 'protocol' },
+  GW_ERR_CGI_SENDFILE_OUTSIDE: { status: 502, exit: 'protocol' },
+  GW_ERR_UPSTREAM_SHORT_BODY: { status: 502, exit: 'protocol' },
+} as const satisfies Record<string, { readonly status: number; readonly exit: ExitKind }>;
+
+/** How a failure shows at the command line (cli/exit-codes.ts gives each its number). */
+export type ExitKind = 'usage' | 'connect' | 'busy' | 'protocol';
+
+/** Every code there is. */
+export type GatewayErrorCode = keyof typeof ERRORS;
+
+/** Code → HTTP status (the `ERRORS` column, for callers that only need the status). */
+export const ERROR_STATUS: Readonly<Record<GatewayErrorCode, number>> = Object.freeze(
+  Object.fromEntries(Object.entries(ERRORS).map(([code, e]) => [code, e.status])) as Record<GatewayErrorCode, number>,
+);
 
 /** HTTP status for an error: its code's entry, else 500. */
 export function statusFor(err: unknown): number {
-  if (err instanceof GatewayError) return ERROR_STATUS[err.code] ?? 500;
+  if (err instanceof GatewayError) return ERRORS[err.code]?.status ?? 500;
   return 500;
 }
 

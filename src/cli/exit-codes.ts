@@ -4,7 +4,7 @@
  *
  * Scripts and health checks branch on these numbers, so they are API: never renumber one.
  */
-import { GatewayError, UpstreamClosedError } from '../errors.js';
+import { ERRORS, type ExitKind, GatewayError, type GatewayErrorCode, UpstreamClosedError } from '../errors.js';
 
 /** Exit codes by meaning. */
 export const ExitCode = {
@@ -51,39 +51,13 @@ export class CliError extends Error {
   }
 }
 
-/**
- * Exit code for each library error code (every code in errors.ts has an entry, so a new code
- * gets a deliberate choice; a unit test checks it). Codes not listed map to Usage (1).
- */
-export const GATEWAY_EXIT_CODES: Readonly<Record<string, ExitCodeValue>> = Object.freeze({
-  GW_ERR_CONFIG_INVALID: ExitCode.Usage,
-  GW_ERR_CONFIG_ADDRESS: ExitCode.Usage,
-  GW_ERR_CONNECT_FAILED: ExitCode.Connect,
-  GW_ERR_CONNECT_TIMEOUT: ExitCode.Connect,
-  GW_ERR_POOL_QUEUE_FULL: ExitCode.Busy,
-  GW_ERR_POOL_QUEUE_TIMEOUT: ExitCode.Busy,
-  GW_ERR_UPSTREAM_OVERLOADED: ExitCode.Busy,
-  GW_ERR_UPSTREAM_READ_TIMEOUT: ExitCode.Protocol,
-  GW_ERR_UPSTREAM_WRITE_TIMEOUT: ExitCode.Protocol,
-  GW_ERR_UPSTREAM_CLOSED: ExitCode.Protocol,
-  GW_ERR_UPSTREAM_CANT_MPX_CONN: ExitCode.Protocol,
-  GW_ERR_UPSTREAM_UNKNOWN_ROLE: ExitCode.Protocol,
-  GW_ERR_PROTO_INVALID: ExitCode.Protocol,
-  GW_ERR_CGI_HEAD_TOO_LARGE: ExitCode.Protocol,
-  GW_ERR_CGI_HEAD_INVALID: ExitCode.Protocol,
-  GW_ERR_PROTO_PARAMS_TOO_LARGE: ExitCode.Usage,
-  GW_ERR_BODY_SOURCE: ExitCode.Usage,
-  GW_ERR_BODY_TOO_LARGE: ExitCode.Usage,
-  GW_ERR_BODY_TIMEOUT: ExitCode.Usage,
-  GW_ERR_CLIENT_SEND_TIMEOUT: ExitCode.Usage,
-  GW_ERR_RESPONSE_SPILL: ExitCode.Usage,
-  GW_ERR_UPSTREAM_UNAVAILABLE: ExitCode.Busy,
-  GW_ERR_PROXY_FAILED: ExitCode.Usage,
-  GW_ERR_PROXY_TIMEOUT: ExitCode.Usage,
-  GW_ERR_POOL_CLOSED: ExitCode.Usage,
-  GW_ERR_UPSTREAM_ABORTED: ExitCode.Usage,
-  GW_ERR_UPSTREAM_HANDLER: ExitCode.Usage,
-});
+/** The exit code of each exit kind of the error table (src/errors.ts `ERRORS`). */
+const EXIT_OF_KIND = { usage: ExitCode.Usage, connect: ExitCode.Connect, busy: ExitCode.Busy, protocol: ExitCode.Protocol } as const satisfies Record<ExitKind, ExitCodeValue>;
+
+/** Exit code for each library error code, from the error table. */
+export const GATEWAY_EXIT_CODES: Readonly<Record<GatewayErrorCode, ExitCodeValue>> = Object.freeze(
+  Object.fromEntries(Object.entries(ERRORS).map(([code, e]) => [code, EXIT_OF_KIND[e.exit]])) as Record<GatewayErrorCode, ExitCodeValue>,
+);
 
 /** Exit code for any thrown value: CliError carries its own, GatewayError maps by code, else 1. */
 export function exitCodeFor(err: unknown): ExitCodeValue {

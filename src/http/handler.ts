@@ -15,7 +15,7 @@ import { buildCgiParams, type CgiParamsSettings, type CgiRequestInfo, type Scrip
 import type { CgiHead } from '../cgi/response-head.js';
 import { isRejection, parseRequestTarget } from '../cgi/uri.js';
 import { type HandlerOptions, type ResolvedHandlerOptions, resolveHandlerOptions } from '../config/options.js';
-import { GatewayError, statusFor } from '../errors.js';
+import { CgiRedirectLoopError, GatewayError, SendfileOutsideError, statusFor } from '../errors.js';
 import type { FastCgiUpstream } from '../upstream/group.js';
 import { ConnectionPool } from '../upstream/pool.js';
 import { whenClientGone, whenResponseTurn } from './client-gone.js';
@@ -152,7 +152,8 @@ export function createFastCgiHandler(options: HandlerOptions, deps: HandlerDeps 
       localRedirect: (location) => {
         if (depth >= o.maxLocalRedirects) {
           // Handled here: relaying the Location to the client would only move the loop there.
-          log.error({ code: 'GW_ERR_CGI_REDIRECT_LOOP', location }, 'too many local redirects');
+          const err = new CgiRedirectLoopError(o.maxLocalRedirects, location);
+          log.error({ err, code: err.code, location }, err.message);
           sendError(res, 502);
           return true;
         }
@@ -200,7 +201,8 @@ export function createFastCgiHandler(options: HandlerOptions, deps: HandlerDeps 
     const full = join(sf.root, rel);
     const inside = relative(sf.root, full);
     if (inside.startsWith('..') || isAbsolute(inside) || entry[1].includes('\0')) {
-      log.error({ code: 'GW_ERR_CGI_SENDFILE_OUTSIDE', path: entry[1] }, 'sendfile path outside the allowed directory');
+      const err = new SendfileOutsideError(entry[1]);
+      log.error({ err, code: err.code, path: err.path }, err.message);
       sendError(res, 502);
       return true;
     }

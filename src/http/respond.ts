@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { type CgiHead, CgiHeadParser } from '../cgi/response-head.js';
-import { CgiHeadInvalidError, type GatewayError, statusFor, UpstreamUnavailableError } from '../errors.js';
+import { CgiHeadInvalidError, type GatewayError, statusFor, UpstreamShortBodyError, UpstreamUnavailableError } from '../errors.js';
 import type { EndRequest } from '../protocol/decoder.js';
 import type { ExchangeController, ExchangeHandler } from '../upstream/exchange.js';
 import { lingerWhenDone } from './linger.js';
@@ -198,9 +198,11 @@ export class ResponseRelay implements ExchangeHandler {
       } else {
         this.#sent = body.length;
         if (this.#declaredLength > body.length && this.#req.method !== 'HEAD' && hasBody(res.statusCode)) {
-          this.#log.error({ code: 'GW_ERR_UPSTREAM_SHORT_BODY', declared: this.#declaredLength, sent: body.length }, 'upstream sent less than its Content-Length');
-          res.write(body);
-          res.destroy();
+          const err = new UpstreamShortBodyError(this.#declaredLength, body.length);
+          this.#log.error({ err, code: err.code, declared: err.declared, sent: err.sent }, err.message);
+          // What came goes out first, then the connection closes: the client sees a body that
+          // stops short of its Content-Length, never one that looks whole.
+          res.write(body, () => res.destroy());
           this.#hooks.onDone?.(null);
           return;
         }
@@ -213,7 +215,8 @@ export class ResponseRelay implements ExchangeHandler {
     const short = this.#declaredLength >= 0 && this.#sent < this.#declaredLength && this.#req.method !== 'HEAD' && hasBody(res.statusCode);
     if (short) {
       // The backend promised more than it sent: do not let the client read a short body as whole.
-      this.#log.error({ code: 'GW_ERR_UPSTREAM_SHORT_BODY', declared: this.#declaredLength, sent: this.#sent }, 'upstream sent less than its Content-Length');
+      const err = new UpstreamShortBodyError(this.#declaredLength, this.#sent);
+      this.#log.error({ err, code: err.code, declared: err.declared, sent: err.sent }, err.message);
     }
     // The upstream is done (its connection goes back to the pool now); the writer sends what
     // it still holds and ends (or, for a short body, drops) the response.

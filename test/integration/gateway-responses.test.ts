@@ -6,9 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { type GatewayFixture, parseRawResponses, rawExchange, rawGet, startGateway } from '../helpers/gateway.js';
+import { type GatewayFixture, parseRawResponses, rawExchange, rawGet, startGateway, waitFor } from '../helpers/gateway.js';
 import { type FakeFpm, startFakeFpm } from '../helpers/fake-fpm.js';
 import { type PhpFpm, startPhpFpm } from '../helpers/php-fpm.js';
 
@@ -129,6 +130,22 @@ describe('heads the gateway refuses', () => {
       });
     }
 
+    test('a body shorter than its Content-Length: the bytes that came, then the connection cut; logged with its code', async () => {
+      fake.script = (_req, conn) => {
+        conn.stdout('Content-Type: text/plain\r\nContent-Length: 100\r\n\r\nonly ten b');
+        conn.end();
+      };
+      const got = await new Promise<string>((resolve, reject) => {
+        const s = net.connect(fg.port, '127.0.0.1', () => s.write('GET /hello.php HTTP/1.1\r\nHost: x\r\n\r\n'));
+        let text = '';
+        s.on('data', (c: Buffer) => (text += c.toString('latin1')));
+        s.on('close', () => resolve(text));
+        s.on('error', reject);
+      });
+      assert.match(got, /^HTTP\/1\.1 200 [^]*Content-Length: 100\r\n[^]*\r\n\r\nonly ten b$/i);
+      await waitFor(() => fg.logs.lines.some((l) => l['code'] === 'GW_ERR_UPSTREAM_SHORT_BODY'), 'the short body logged with its code');
+    });
+
     test('the same fake answering a valid head → 200 (control)', async () => {
       fake.script = (_req, conn) => conn.respond('fine', { 'Content-Type': 'text/plain', 'X-Ok': '1' });
       const res = await rawGet(fg.port, '/hello.php');
@@ -218,6 +235,7 @@ describe('local redirects (RFC 3875 §6.2.2)', () => {
     assert.equal(res.headers['location'], undefined);
     // The first run plus maxLocalRedirects (default 10) re-dispatches.
     assert.equal(gw.gw.handler.pool.stats.dispatched - before, 11);
+    assert.ok(gw.logs.lines.some((l) => l['code'] === 'GW_ERR_CGI_REDIRECT_LOOP'), 'logged with its code');
   });
 });
 

@@ -55,6 +55,7 @@ describe('X-Accel-Redirect', () => {
       assert.doesNotMatch(res.text, new RegExp(OUTSIDE_MARKER));
       assert.doesNotMatch(res.text, /BODY FROM PHP/);
     }
+    assert.ok(on.logs.lines.some((l) => l['code'] === 'GW_ERR_CGI_SENDFILE_OUTSIDE'), 'a refused path is logged with its code');
   });
 
   test('off by default: the header is relayed and PHP body is sent', async () => {

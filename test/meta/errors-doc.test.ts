@@ -6,10 +6,19 @@ import * as errors from '../../src/errors.js';
 const doc = readFileSync(new URL('../../docs/errors.md', import.meta.url), 'utf8');
 const rows = [...doc.matchAll(/^\| `(GW_ERR_[A-Z_]+)` \| (\w+) \| (\d{3}) \|/gm)].map((m) => ({ code: m[1]!, cls: m[2]!, status: Number(m[3]) }));
 
-test('docs/errors.md lists exactly the codes of the status table, with the same statuses', () => {
-  const table = errors.ERROR_STATUS;
+test('docs/errors.md lists exactly the codes of the error table, with the same statuses', () => {
+  const table: Record<string, { status: number }> = errors.ERRORS;
   assert.deepEqual(rows.map((r) => r.code).sort(), Object.keys(table).sort());
-  for (const r of rows) assert.equal(r.status, table[r.code], `status of ${r.code}`);
+  for (const r of rows) assert.equal(r.status, table[r.code]!.status, `status of ${r.code}`);
+});
+
+test('every documented class really throws its code', () => {
+  const made: Record<string, errors.GatewayError> = {
+    CgiRedirectLoopError: new errors.CgiRedirectLoopError(10, '/x'),
+    SendfileOutsideError: new errors.SendfileOutsideError('../etc/passwd'),
+    UpstreamShortBodyError: new errors.UpstreamShortBodyError(100, 10),
+  };
+  for (const r of rows) if (made[r.cls]) assert.equal(made[r.cls]!.code, r.code, r.cls);
 });
 
 test('every documented class is exported and is a GatewayError', () => {
