@@ -1,9 +1,47 @@
-/** Public API: re-exports only. */
-export * from './errors.js';
-export * from './protocol/constants.js';
-export * from './protocol/params.js';
-export * from './protocol/encoder.js';
-export * from './protocol/decoder.js';
+/**
+ * Public API: re-exports only, each named on purpose (test/meta/public-api.test.ts pins the
+ * list). Helpers a module shares with its siblings (writeHeader, measureParams, ...) stay inside.
+ */
+export {
+  GatewayError,
+  ConfigError,
+  AddressError,
+  ConnectError,
+  ConnectTimeoutError,
+  PoolQueueFullError,
+  PoolQueueTimeoutError,
+  PoolClosedError,
+  ReadTimeoutError,
+  WriteTimeoutError,
+  UpstreamClosedError,
+  UpstreamRejectedError,
+  AbortedError,
+  HandlerError,
+  ProtocolError,
+  ParamsTooLargeError,
+  CgiHeadTooLargeError,
+  CgiHeadInvalidError,
+  CgiRedirectLoopError,
+  SendfileOutsideError,
+  UpstreamShortBodyError,
+  BodySourceError,
+  BodyTooLargeError,
+  BodyTimeoutError,
+  ClientSendTimeoutError,
+  ResponseSpillError,
+  UpstreamUnavailableError,
+  ProxyError,
+  ProxyTimeoutError,
+  ERRORS,
+  statusFor,
+  type GatewayErrorCode,
+  type ConfigIssue,
+} from './errors.js';
+// The FastCGI codec, for tools of one's own: records in and out, name-value pairs.
+export { FCGI_HEADER_LEN, MAX_RECORD_CONTENT, RecordType, Role, Flags, ProtocolStatus } from './protocol/constants.js';
+export { encodePairs, decodePairs, type ParamInput, type ParamPair, type ParamBytes } from './protocol/params.js';
+export { encodeRecord, encodeBeginRequest, encodeAbortRequest, encodeParamsStream, encodeStreamChunk, encodeStreamEnd, encodeGetValues } from './protocol/encoder.js';
+export { RecordDecoder, parseEndRequest, type FcgiRecord, type EndRequest, type RecordDecoderOptions } from './protocol/decoder.js';
 export { parseAddress, isLocalAddress, type UpstreamAddress } from './upstream/address.js';
 export { connectSocket } from './upstream/connector.js';
 export type { FastCgiRequest, ExchangeHandler, ExchangeController } from './upstream/exchange.js';

@@ -11,6 +11,8 @@
  * makes Ctrl-C run the same stops. Linux only (/proc). Never used by tests.
  */
 import { FASTCGI_CONF } from '../../test/helpers/nginx.js';
+// One search for php-fpm (newest version first, compared as numbers): the launcher's.
+import { findPhpFpm } from '../../src/fpm/launcher.js';
 import { procStatusKb } from '../../test/helpers/gateway-process.js';
 import { freePort } from '../../test/helpers/ports.js';
 import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -522,19 +524,6 @@ export function nginxLikeParams(shape: CgiRequestShape): Array<[string, string]>
 }
 
 // ── php-fpm ────────────────────────────────────────────────────────────────────────────────
-
-/** Locate php-fpm: PHP_FPM_BIN, else the newest php-fpm* in /usr/sbin or on PATH. */
-export function findPhpFpm(): string {
-  const fromEnv = process.env['PHP_FPM_BIN'];
-  if (fromEnv) return fromEnv;
-  const dirs = ['/usr/sbin', '/usr/local/sbin', ...(process.env['PATH'] ?? '').split(':')];
-  for (const dir of dirs) {
-    if (!dir || !existsSync(dir)) continue;
-    const hit = readdirSync(dir).filter((n) => /^php-fpm[0-9.]*$/.test(n)).sort().reverse()[0];
-    if (hit) return join(dir, hit);
-  }
-  throw new Error('php-fpm not found (Debian: apt-get install php8.2-fpm) — or set PHP_FPM_BIN');
-}
 
 /** Options for `startBenchPhpFpm`. */
 export interface BenchPhpFpmOptions {

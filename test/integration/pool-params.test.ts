@@ -4,7 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { ConnectionPool, type GatewayError, MAX_RECORD_CONTENT, lengthSize } from '../../src/index.js';
+import { ConnectionPool, type GatewayError, MAX_RECORD_CONTENT } from '../../src/index.js';
+import { lengthSize } from '../../src/protocol/params.js';
 import { type PhpFpm, scriptParams, startPhpFpm } from '../helpers/php-fpm.js';
 
 interface EnvDump {
