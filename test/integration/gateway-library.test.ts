@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import express from 'express';
 import { Client } from 'undici';
-import { createFastCgiHandler } from '../../src/index.js';
+import { createFastCgiHandler, createGatewayHandler, resolveConfig } from '../../src/index.js';
 import { type GatewayRoot, httpRequest, makeGatewayRoot } from '../helpers/gateway.js';
 import { type PhpFpm, startPhpFpm } from '../helpers/php-fpm.js';
 
@@ -131,3 +131,37 @@ describe('Express middleware', () => {
     assert.equal(handler.pool.stats.dispatched, 2, 'only the two scripts went to php-fpm');
   });
 });
+
+describe('the config handler as Express middleware', () => {
+  test('app.use(createGatewayHandler(config)): its sites and routes, paths no route covers to later routes', async (t) => {
+    const config = resolveConfig({
+      base: {
+        sites: [
+          { hosts: ['php.test'], root: dirs.root, routes: [{ path: '/', php: { upstream: fpm.address, frontController: null } }] },
+          { hosts: ['*'], root: dirs.root, routes: [{ path: '/files/', static: {} }, { path: '/old/', redirect: { to: '/new/', status: 308 } }] },
+        ],
+      },
+    });
+    const handler = createGatewayHandler(config);
+    const app = express();
+    app.use(handler);
+    app.use((_req, res) => {
+      res.status(404).type('text/plain').send('express 404');
+    });
+    const s = await serve(http.createServer(app));
+    t.after(async () => {
+      await s.close();
+      await handler.close();
+    });
+    const php = await httpRequest(s.client, '/hello.php', { headers: { host: 'php.test' } });
+    assert.equal(php.text, 'hello from php');
+    // php.test's route declines what it does not serve (no front controller): to Express.
+    assert.equal((await httpRequest(s.client, '/nothing/here', { headers: { host: 'php.test' } })).text, 'express 404');
+    // The default site has no route for / at all: to Express as well.
+    assert.equal((await httpRequest(s.client, '/hello.php', { headers: { host: 'other.test' } })).text, 'express 404');
+    const moved = await httpRequest(s.client, '/old/x', { headers: { host: 'other.test' } });
+    assert.equal(moved.status, 308);
+    assert.equal(moved.headers['location'], '/new/');
+  });
+});
+
