@@ -102,6 +102,8 @@ try {
       // A case bounded only by a timeout (a socket that lingers, a slot held to the deadline) shows as time.
       if (Date.now() - t0 > SLOW_CASE_MS) console.log(`slow case: ${Date.now() - t0} ms, replay: FUZZ_SEED=${caseSeed} FUZZ_RUNS=1`);
       if (!details.failed) continue;
+      // A case cut short by Ctrl-C or SIGTERM (the harness stops under it) is not a finding.
+      if (stopping) break;
       failures++;
       const message = String((details.errorInstance as Error | undefined)?.message ?? details.errorInstance);
       const sig = signature(message);
@@ -119,10 +121,13 @@ try {
       console.log(`replay: FUZZ_SEED=${caseSeed} FUZZ_RUNS=1 node --import tsx --test test/integration/http-fuzz.test.ts\n`);
     }
   }
-  await h.finalChecks().catch((err: unknown) => {
-    failures++;
-    console.log(`final checks failed: ${(err as Error).message}`);
-  });
+  // After a signal the harness is being stopped: its final checks would only report that.
+  if (!stopping) {
+    await h.finalChecks().catch((err: unknown) => {
+      failures++;
+      console.log(`final checks failed: ${(err as Error).message}`);
+    });
+  }
 } finally {
   clearInterval(timer);
   progress();
