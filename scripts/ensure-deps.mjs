@@ -4,7 +4,7 @@
 // Uses only Node built-ins: it runs before node_modules exists.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { delimiter } from 'node:path';
 
 const need = new Set(process.argv.slice(2).length ? process.argv.slice(2) : ['npm', 'php-fpm']);
 

@@ -89,7 +89,7 @@ async function upload(client: Client, size: number): Promise<{ bytes: number; se
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   if (res.statusCode !== 200) throw new Error(`upload: ${res.statusCode} ${text.slice(0, 300)}`);
   const file = (JSON.parse(text) as { files: Record<string, { size: number; md5: string | null; error: number }> }).files['file'];
-  if (!file || file.error !== 0 || file.size !== size || file.md5 !== mp.md5()) {
+  if (file?.error !== 0 || file.size !== size || file.md5 !== mp.md5()) {
     throw new Error(`upload: PHP got ${JSON.stringify(file)}, expected size ${size} md5 ${mp.md5()}`);
   }
   return { bytes: mp.length, seconds };

@@ -88,7 +88,9 @@ export function round(n: number, digits = 3): number {
 export function printTable(rows: ReadonlyArray<ReadonlyArray<string | number>>): void {
   const text = rows.map((r) => r.map((c) => (typeof c === 'number' ? formatNumber(c) : c)));
   const widths: number[] = [];
-  for (const r of text) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
+  for (const r of text) {
+    for (let i = 0; i < r.length; i++) widths[i] = Math.max(widths[i] ?? 0, r[i]!.length);
+  }
   const line = (r: string[]): string => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   const [head, ...body] = text;
   if (!head) return;

@@ -11,7 +11,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Readable, Writable } from 'node:stream';
 import { type CgiHead, CgiHeadParser } from '../cgi/response-head.js';
-import { GatewayError } from '../errors.js';
+import type { GatewayError } from '../errors.js';
 import type { ParamInput } from '../protocol/params.js';
 import type { UpstreamAddress } from '../upstream/address.js';
 import type { ExchangeController } from '../upstream/exchange.js';
@@ -156,7 +156,7 @@ export async function exchangeOnce(req: OneShotRequest): Promise<OneShotResult> 
             onStdout(chunk) {
               if (failure) return true;
               if (head !== null) return emitBody(chunk);
-              let parsed;
+              let parsed: ReturnType<CgiHeadParser['push']>;
               try {
                 parsed = parser.push(chunk);
               } catch (err) {

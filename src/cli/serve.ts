@@ -41,7 +41,7 @@ const kebab = (s: string): string => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCas
 export function serveOptions(args: ServeArgs, cwd: string, stdoutIsTty: boolean): GatewayServerOptions {
   if (args.upstream === undefined || args.upstream === '') throw new ConfigError('serve needs --upstream (or --config FILE)');
   const root = resolve(cwd, args.root ?? '.');
-  let st;
+  let st: ReturnType<typeof statSync>;
   try {
     st = statSync(root);
   } catch {

@@ -332,7 +332,6 @@ function checkInt(name: string, value: number, min: number): void {
 
 /** Config values go into an ini file: refuse anything that could start a new line or be empty. */
 function checkValue(name: string, value: string): void {
-  // eslint-disable-next-line no-control-regex
   if (typeof value !== 'string' || value.trim() === '' || /[\u0000-\u001f\u007f]/.test(value)) {
     throw new Error(`${name} must be a non-empty single-line string, got ${JSON.stringify(value)}`);
   }

@@ -177,7 +177,7 @@ export function createFastCgiHandler(options: HandlerOptions, deps: HandlerDeps 
     if (o.sendfile) hooks.sendfile = (head) => trySendfile(req, res, head, log);
     const relay = new ResponseRelay(req, res, log, relayOptions, hooks);
     (res as ServerResponse & GatewayResponseInfo).upstreamTiming = relay.timing;
-    let controller;
+    let controller: ReturnType<FastCgiUpstream['dispatch']>;
     try {
       controller = pool.dispatch({ params, body: prepared.body, bodyTimeout: prepared.streamed ? o.clientBodyTimeout : 0 }, relay);
     } catch (err) {

@@ -13,5 +13,6 @@ type WithTarget = IncomingMessage & { [kTarget]?: RequestTarget | TargetRejectio
 /** `parseRequestTarget(req.url)`, memoised on `req`. */
 export function targetOf(req: IncomingMessage): RequestTarget | TargetRejection {
   const r = req as WithTarget;
-  return (r[kTarget] ??= parseRequestTarget(req.url ?? '/'));
+  r[kTarget] ??= parseRequestTarget(req.url ?? '/');
+  return r[kTarget];
 }

@@ -65,7 +65,7 @@ export class SmallFileCache {
     if (hit !== undefined && hit.until > now) return hit;
     if (hit !== undefined) this.#drop(file, hit);
     let body: Buffer;
-    let st;
+    let st: ReturnType<typeof statSync>;
     try {
       st = statSync(file);
       if (!st.isFile() || st.size > this.#maxSize) return null;

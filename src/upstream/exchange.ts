@@ -42,6 +42,7 @@ export interface ExchangeHandler {
   /** Called when a connection is assigned (after any wait in the pool queue). */
   onStart?(controller: ExchangeController): void;
   /** FCGI_STDOUT bytes (yours to keep). Return false to pause until `resume()`. */
+  // biome-ignore lint/suspicious/noConfusingVoidType: a handler may return nothing (go on) or false (pause)
   onStdout(chunk: Buffer): boolean | void;
   /** FCGI_STDERR bytes (yours to keep). */
   onStderr?(chunk: Buffer): void;
@@ -259,12 +260,13 @@ export class Exchange implements ExchangeController {
     if (this.#streamAttached) return;
     this.#streamAttached = true;
     // Bound here, not as class fields: most requests have no stream body and need none.
-    const l = (this.#listeners = {
+    const l = {
       data: (d: Buffer | string) => this.#onBodyData(d),
       end: () => this.#onBodyEnd(),
       error: (e: Error) => this.#onBodyError(e),
       close: () => this.#onBodyClose(),
-    });
+    };
+    this.#listeners = l;
     body.on('data', l.data);
     body.once('end', l.end);
     body.once('error', l.error);

@@ -7,7 +7,7 @@ import { getEventListeners } from 'node:events';
 import { test } from 'node:test';
 import type { GatewayError } from '../../src/errors.js';
 import type { ExchangeController } from '../../src/upstream/exchange.js';
-import { type BufferedResponse, ConnectionPool } from '../../src/upstream/pool.js';
+import type { BufferedResponse, ConnectionPool } from '../../src/upstream/pool.js';
 import { assertPoolQuiet, startFakeWithPool } from '../helpers/fake-fpm.js';
 
 const PARAMS = { REQUEST_METHOD: 'GET', SCRIPT_FILENAME: '/srv/index.php' };

@@ -82,7 +82,7 @@ describe('status reads the whole response, however it is framed', () => {
     assert.equal(whole.code, 0, whole.stderr);
     assert.equal(split.stdout, whole.stdout);
     assert.match(split.stdout, /^accepted conn:\s+42$/m);
-    assert.match(split.stdout, /^101  Idle\s+1m 5s\s+20\s+150µs\s+GET\s+\/index\.php\s+0\s+-\s+\/srv\/index\.php\s+0\.00%\s+2\.0M$/m);
+    assert.match(split.stdout, /^101 {2}Idle\s+1m 5s\s+20\s+150µs\s+GET\s+\/index\.php\s+0\s+-\s+\/srv\/index\.php\s+0\.00%\s+2\.0M$/m);
     assert.doesNotMatch(split.stdout, /warning/);
   });
 

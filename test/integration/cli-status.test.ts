@@ -85,7 +85,7 @@ describe('status', () => {
     assert.equal(doc['pool'], 'test');
     assert.equal(typeof doc['accepted conn'], 'number');
     assert.equal(doc['processes'], undefined);
-    assert.match(r.stdout, /^\{\n  "pool": "test",\n/);
+    assert.match(r.stdout, /^\{\n {2}"pool": "test",\n/);
   });
 
   test('--format openmetrics: passed through as php-fpm wrote it', async () => {
@@ -112,7 +112,7 @@ describe('status', () => {
     const r = await cli('status', '-u', fpm.address, '--full');
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.split('\n');
-    const header = lines.findIndex((l) => /^ *PID  STATE /.test(l));
+    const header = lines.findIndex((l) => /^ *PID {2}STATE /.test(l));
     assert.ok(header > 0, r.stdout);
     for (const title of ['START SINCE', 'REQUESTS', 'REQ DURATION', 'METHOD', 'URI', 'CONTENT LEN', 'USER', 'SCRIPT', 'LAST CPU', 'LAST MEM']) {
       assert.ok(lines[header]?.includes(title), title);
@@ -138,7 +138,12 @@ describe('status', () => {
         const parts: Buffer[] = [];
         pool.dispatch(
           { params: { SCRIPT_NAME: '/status', SCRIPT_FILENAME: '/status', REQUEST_METHOD: 'GET', QUERY_STRING: 'json&full' } },
-          { onStdout: (c) => void (records++, parts.push(Buffer.from(c))), onEnd: () => resolve(Buffer.concat(parts).toString()), onError: reject },
+          {
+            onStdout: (c) => {
+              records++;
+              parts.push(Buffer.from(c));
+            },
+            onEnd: () => resolve(Buffer.concat(parts).toString()), onError: reject },
         );
       });
       if ((res.match(/"pid":/g) ?? []).length === 40) break;
@@ -154,7 +159,7 @@ describe('status', () => {
     const text = await cli('status', '-u', big.address, '--full');
     assert.equal(text.code, 0, text.stderr);
     assert.match(text.stdout, /^processes \(40\):$/m);
-    assert.equal(text.stdout.split('\n').filter((l) => /^\s*\d+  (Idle|Running|Reading headers|Finishing|Ending)/.test(l)).length, 40);
+    assert.equal(text.stdout.split('\n').filter((l) => /^\s*\d+ {2}(Idle|Running|Reading headers|Finishing|Ending)/.test(l)).length, 40);
   });
 
   test('--watch 1 without a TTY: successive snapshots with rates, exit 0 on SIGINT', async () => {

@@ -216,6 +216,7 @@ describe('startPhpFpm fault injection', () => {
         "const listen = /^listen = (.*)$/m.exec(conf)[1];",
         "process.on('SIGQUIT', () => console.error('ignoring SIGQUIT'));",
         "const worker = spawn('sleep', ['600'], { stdio: 'ignore' });",
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: the source of a script, with its own template literal
         "net.createServer((s) => s.destroy()).listen(listen, () => console.error(`worker pid ${worker.pid}`));",
         '',
       ].join('\n'),

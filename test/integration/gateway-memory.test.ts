@@ -422,7 +422,7 @@ test('requestBuffering off: a 100 MiB upload to a stalled script: backpressure r
   // read in full first), so slow-input.php really stops reading until the release file exists.
   const query = `pause_after=${PAUSE_AFTER}&stalled=${encodeURIComponent(stalledFile)}&release=${encodeURIComponent(releaseFile)}`;
   let stall: { settle: Settled; produced: number; rssBeforeKb: number; rssAfterKb: number } | null = null;
-  let res;
+  let res: Awaited<ReturnType<typeof mc.client.request>>;
   let text: string;
   try {
     const pending = mc.client.request({

@@ -105,7 +105,9 @@ describe('params over 64 KiB', () => {
     const huge = value(100 * 1024, 4);
     // dispatch() throws at once for a request that can never be sent.
     let handlerCalled = false;
-    const noop = (): void => void (handlerCalled = true);
+    const noop = (): void => {
+      handlerCalled = true;
+    };
     assert.throws(
       () => pool.dispatch({ params: scriptParams('env.php', { HTTP_X_HUGE: huge }) }, { onStdout: noop, onEnd: noop, onError: noop, onStart: noop }),
       (err: GatewayError) => {

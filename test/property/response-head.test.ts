@@ -83,7 +83,7 @@ function expectedHead(spec: HeadSpec): CgiHead {
   if (spec.status) {
     return { status: spec.status.code, reason: spec.status.reason, headers, location, localRedirect: false };
   }
-  const localRedirect = location !== null && location.startsWith('/') && !location.startsWith('//') && headers.length === 1;
+  const localRedirect = (location ?? '').startsWith('/') && !(location ?? '').startsWith('//') && headers.length === 1;
   return { status: location !== null ? 302 : 200, reason: '', headers, location, localRedirect };
 }
 

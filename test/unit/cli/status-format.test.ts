@@ -144,7 +144,7 @@ describe('renderProcessTable width', () => {
     assert.equal(narrow[0]?.length, wide.length - 2);
     assert.match(narrow[1] ?? '', / \/index\.php\?page… /);
     assert.match(narrow[1] ?? '', / \/var\/www\/index\.p… /);
-    assert.match(narrow[1] ?? '', /^11422  Idle        1h 2m 3s       120         1\.52s  POST    /);
+    assert.match(narrow[1] ?? '', /^11422 {2}Idle {8}1h 2m 3s {7}120 {9}1\.52s {2}POST {4}/);
   });
 
   test('shrinking stops at 12 characters per column even when the line stays too wide', () => {

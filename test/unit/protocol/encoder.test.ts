@@ -5,7 +5,7 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfigError, GatewayError, ParamsTooLargeError } from '../../../src/errors.js';
+import { ConfigError, type GatewayError, ParamsTooLargeError } from '../../../src/errors.js';
 import { MAX_RECORD_CONTENT, ProtocolStatus, RecordType, Role, ValueName } from '../../../src/protocol/constants.js';
 import { parseBeginRequest, parseEndRequest } from '../../../src/protocol/decoder.js';
 import {
