@@ -9,6 +9,7 @@
  * so `/uploads/evil.jpg/x.php` is a 404 and never runs the upload.
  */
 import { statSync, type Stats } from 'node:fs';
+import { LRUCache } from 'lru-cache';
 import type { ScriptTarget } from '../cgi/params-builder.js';
 import { hasHiddenSegment, splitScriptPath, type RequestTarget } from '../cgi/uri.js';
 import type { ResolvedHandlerOptions } from '../config/options.js';
@@ -33,27 +34,19 @@ type FileKind = 'file' | 'dir' | null;
  * normalised before they get here.
  */
 export class FileKindCache {
-  readonly #ttl: number;
-  readonly #max: number;
-  #entries = new Map<string, { kind: 'file' | 'dir'; until: number }>();
+  /** Bounded LRU: past `max` paths the least recently used is dropped, not the whole cache. */
+  readonly #entries: LRUCache<string, 'file' | 'dir'> | null;
 
   constructor(ttl: number, max = 10_000) {
-    this.#ttl = ttl;
-    this.#max = max;
+    this.#entries = ttl > 0 ? new LRUCache({ max, ttl, updateAgeOnGet: false }) : null;
   }
 
   kindOf(path: string): FileKind {
-    if (this.#ttl <= 0) return statKind(path);
-    const now = Date.now();
+    if (this.#entries === null) return statKind(path);
     const hit = this.#entries.get(path);
-    if (hit !== undefined && hit.until > now) return hit.kind;
+    if (hit !== undefined) return hit;
     const kind = statKind(path);
-    if (kind === null) {
-      if (hit !== undefined) this.#entries.delete(path);
-      return null;
-    }
-    if (this.#entries.size >= this.#max) this.#entries.clear();
-    this.#entries.set(path, { kind, until: now + this.#ttl });
+    if (kind !== null) this.#entries.set(path, kind);
     return kind;
   }
 }

@@ -11,6 +11,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extname } from 'node:path';
 import etag from 'etag';
 import fresh from 'fresh';
+import { LRUCache } from 'lru-cache';
 import { contentType } from 'mime-types';
 
 interface Entry {
@@ -18,22 +19,21 @@ interface Entry {
   readonly etag: string;
   readonly lastModified: string;
   readonly type: string;
-  readonly until: number;
 }
 
 /** See the module comment. */
 export class SmallFileCache {
   readonly #maxSize: number;
-  readonly #ttl: number;
-  readonly #maxBytes: number;
-  #bytes = 0;
-  #entries = new Map<string, Entry>();
+  /** Bounded LRU by bytes: past `maxBytes` the least recently used files go, not all of them. */
+  readonly #entries: LRUCache<string, Entry> | null;
 
   /** Files up to `maxSize` bytes, remembered `ttl` ms, at most `maxBytes` in all. */
   constructor(options: { maxSize?: number; ttl: number; maxBytes?: number }) {
     this.#maxSize = options.maxSize ?? 64 * 1024;
-    this.#ttl = options.ttl;
-    this.#maxBytes = options.maxBytes ?? 32 * 1024 * 1024;
+    this.#entries =
+      options.ttl > 0
+        ? new LRUCache<string, Entry>({ ttl: options.ttl, maxSize: options.maxBytes ?? 32 * 1024 * 1024, sizeCalculation: (e) => Math.max(1, e.body.length), updateAgeOnGet: false })
+        : null;
   }
 
   /** Answer `req` with the file at `file` when this path can; false: let `send` do it. */
@@ -60,10 +60,8 @@ export class SmallFileCache {
   }
 
   #lookup(file: string): Entry | null {
-    const now = Date.now();
-    const hit = this.#entries.get(file);
-    if (hit !== undefined && hit.until > now) return hit;
-    if (hit !== undefined) this.#drop(file, hit);
+    const hit = this.#entries?.get(file);
+    if (hit !== undefined) return hit;
     let body: Buffer;
     let st: ReturnType<typeof statSync>;
     try {
@@ -79,23 +77,8 @@ export class SmallFileCache {
       etag: etag(st),
       lastModified: st.mtime.toUTCString(),
       type: contentType(extname(file)) || 'application/octet-stream',
-      until: now + this.#ttl,
     };
-    if (this.#ttl > 0) {
-      if (this.#bytes + body.length > this.#maxBytes) this.#clear();
-      this.#entries.set(file, entry);
-      this.#bytes += body.length;
-    }
+    this.#entries?.set(file, entry);
     return entry;
-  }
-
-  #drop(file: string, entry: Entry): void {
-    this.#entries.delete(file);
-    this.#bytes -= entry.body.length;
-  }
-
-  #clear(): void {
-    this.#entries.clear();
-    this.#bytes = 0;
   }
 }

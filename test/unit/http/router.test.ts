@@ -114,3 +114,25 @@ describe('site and route lookup', () => {
     assert.equal(prefixMatcher([{ prefix: '/api/', value: 1 }])('/other'), null);
   });
 });
+
+describe('FileKindCache', () => {
+  test('bounded LRU: when full, the least recently used path goes, the others stay', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fcgi-lru-'));
+    try {
+      for (const n of ['a', 'b', 'c']) writeFileSync(join(dir, n), '');
+      const cache = new FileKindCache(60_000, 2);
+      const k = (n: string) => cache.kindOf(join(dir, n));
+      assert.equal(k('a'), 'file');
+      assert.equal(k('b'), 'file');
+      assert.equal(k('a'), 'file'); // a is now the most recently used
+      assert.equal(k('c'), 'file'); // full: b goes
+      for (const n of ['a', 'b', 'c']) rmSync(join(dir, n));
+      // What is still cached answers without a stat; what went is stat'ed again (and is gone).
+      assert.equal(k('a'), 'file');
+      assert.equal(k('c'), 'file');
+      assert.equal(k('b'), null);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
