@@ -12,7 +12,7 @@ import { BodySourceError, ConfigError } from './errors.js';
 import type * as z from 'zod';
 import { parseOrThrow, stripUndefined } from './config/issues.js';
 import { type GatewayConfig, serverSchema } from './config/schema.js';
-import { createGatewayHandler, type GatewayHandler } from './http/gateway-handler.js';
+import type { GatewayHandler } from './http/gateway-handler.js';
 import { createFastCgiHandler, type FastCgiHandler } from './http/handler.js';
 import { lingerClose, lingerWhenDone } from './http/linger.js';
 import { declaredLength } from './http/request-body.js';
@@ -157,6 +157,8 @@ export async function startConfiguredServer(
     httpsProxy: env['https_proxy'] ?? env['HTTPS_PROXY'] ?? '',
     noProxy: env['no_proxy'] ?? env['NO_PROXY'] ?? '',
   };
+  // Loaded here, not at the top: a single-root server never needs it, nor undici behind it.
+  const { createGatewayHandler } = await import('./http/gateway-handler.js');
   const handler = createGatewayHandler(config, { serverSoftware: `fastcgi-gateway/${VERSION}`, egress });
   const app: ServedApp = {
     handle: handler,
