@@ -55,6 +55,8 @@ interface ServedApp {
 
 interface ListenSettings extends HeadLimits {
   readonly listen: readonly string[];
+  /** ms that close() lets running requests finish before it cuts them (0: wait for them). */
+  readonly shutdownTimeout: number;
   readonly headersTimeout: number;
   readonly keepAliveTimeout: number;
   readonly requestTimeout: number;
@@ -134,14 +136,14 @@ export function parseListen(listen: string): { path: string } | { host: string; 
 /** Create and start the server for one document root and one upstream (what `serve` flags mean). */
 export async function startGatewayServer(options: GatewayServerOptions): Promise<GatewayServer> {
   const { logger: givenLogger, ...rest } = options;
-  const { listen, accessLog: format, headersTimeout, keepAliveTimeout, requestTimeout, maxRequestLine, maxHeaderLine, maxRequestHead, ...handlerOptions } = parseOrThrow(
+  const { listen, accessLog: format, headersTimeout, keepAliveTimeout, requestTimeout, maxRequestLine, maxHeaderLine, maxRequestHead, shutdownTimeout, ...handlerOptions } = parseOrThrow(
     serverSchema,
     stripUndefined(rest),
   );
   const handler = createFastCgiHandler(handlerOptions, { serverSoftware: `fastcgi-gateway/${VERSION}` });
   const maxBody = handler.options.maxBodySize;
   const app: ServedApp = { handle: handler, maxBodySize: () => maxBody, logs: () => true, close: () => handler.close() };
-  const settings = { listen: [listen], headersTimeout, keepAliveTimeout, requestTimeout, maxRequestLine, maxHeaderLine, maxRequestHead };
+  const settings = { listen: [listen], headersTimeout, keepAliveTimeout, requestTimeout, maxRequestLine, maxHeaderLine, maxRequestHead, shutdownTimeout };
   return listenAll(app, handler, settings, givenLogger ?? null, format);
 }
 
@@ -195,6 +197,8 @@ async function listenAll<H>(app: ServedApp, handler: H, settings: ListenSettings
     app.handle(req, res);
   };
 
+  /** Every client socket, upgraded tunnels included: what a shutdown past its deadline cuts. */
+  const open = new Set<Socket>();
   const makeServer = (): http.Server => {
     const server = http.createServer(
       {
@@ -217,7 +221,11 @@ async function listenAll<H>(app: ServedApp, handler: H, settings: ListenSettings
     // length) lingers, as nginx's lingering_close: a client may have pipelined more, and closing
     // on unread bytes sends a RST that can wipe the answer out of its receive buffer (found by
     // the fuzz campaign: HEAD over HTTP/1.0 keep-alive, then more bytes: no answer arrived).
-    server.on('connection', (socket: Socket) => lingerWhenDone(socket));
+    server.on('connection', (socket: Socket) => {
+      lingerWhenDone(socket);
+      open.add(socket);
+      socket.once('close', () => open.delete(socket));
+    });
     // Expect: 100-continue — refuse an oversized body before the client sends it.
     server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
       const len = declaredLength(req);
@@ -315,7 +323,11 @@ async function listenAll<H>(app: ServedApp, handler: H, settings: ListenSettings
     handler,
     logger,
     close() {
-      closing ??= Promise.all(
+      if (closing !== null) return closing;
+      // Stop accepting and let running requests finish, for up to shutdownTimeout; then cut
+      // what is left (slow requests, kept-open tunnels), whose upstream requests are abandoned.
+      let timer: NodeJS.Timeout | null = null;
+      const stopped = Promise.all(
         servers.map(
           (server) =>
             new Promise<void>((resolve) => {
@@ -323,7 +335,17 @@ async function listenAll<H>(app: ServedApp, handler: H, settings: ListenSettings
               server.closeIdleConnections();
             }),
         ),
-      )
+      );
+      if (settings.shutdownTimeout > 0) {
+        timer = setTimeout(() => {
+          for (const s of open) s.destroy();
+        }, settings.shutdownTimeout);
+        timer.unref();
+      }
+      closing = stopped
+        .then(() => {
+          if (timer !== null) clearTimeout(timer);
+        })
         .then(() => app.close())
         .then(() => new Promise<void>((resolve) => (logger && !givenLogger ? logger.flush(() => resolve()) : resolve())));
       return closing;

@@ -154,6 +154,7 @@ export const serverShape = {
   maxRequestLine: size(8192, 'Longest request line (method, URI, version), else 414 (nginx large_client_header_buffers 4 8k).'),
   maxHeaderLine: size(8192, 'Longest request header line, else 431.'),
   maxRequestHead: size(32 * 1024, 'Largest request head in all, else 431.'),
+  shutdownTimeout: duration(30_000, 'On shutdown, how long running requests and open tunnels may go on before they are cut (0: as long as they take).'),
 };
 export const serverSchema = handlerSchema.extend(serverShape);
 
@@ -285,6 +286,7 @@ export const configSchema = z
     maxRequestLine: serverShape.maxRequestLine,
     maxHeaderLine: serverShape.maxHeaderLine,
     maxRequestHead: serverShape.maxRequestHead,
+    shutdownTimeout: serverShape.shutdownTimeout,
     memoryBudget: phpShape.memoryBudget,
     tmpDir: phpShape.tmpDir,
     upstreams: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'expected a name of letters, digits, _ . -'), upstreamSchema).default({}).meta({ description: 'Named FastCGI upstreams.' }),
