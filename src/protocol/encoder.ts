@@ -14,7 +14,7 @@ import {
   RecordType,
   Role,
 } from './constants.js';
-import { type ParamInput, measureParams, pairSize, toPairs, writeBytes, writeLength } from './params.js';
+import { type ParamInput, measureParams, pairSize, toPairs, writePairs } from './params.js';
 
 /**
  * Padding that brings `contentLength` to a multiple of 8, except above MAX_RECORD_CONTENT,
@@ -131,17 +131,17 @@ export function encodeUnknownType(unknownType: number): Buffer {
  */
 export function encodeParamsStream(requestId: number, params: ParamInput, maxContent = MAX_RECORD_CONTENT): Buffer {
   checkRequestId(requestId);
-  return encodeRequestParts(requestId, null, params, false, maxContent);
+  return encodeRequestParts({ requestId, params, maxContent });
 }
 
 /** FCGI_GET_VALUES (§4.1): names with empty values, request id 0. */
 export function encodeGetValues(names: readonly string[]): Buffer {
-  return encodeRequestParts(FCGI_NULL_REQUEST_ID, null, names.map((n) => [n, ''] as const), false, MAX_RECORD_CONTENT, RecordType.GetValues, false);
+  return encodeRequestParts({ requestId: FCGI_NULL_REQUEST_ID, params: names.map((n) => [n, ''] as const), type: RecordType.GetValues, terminate: false });
 }
 
 /** FCGI_GET_VALUES_RESULT (§4.1), for responders and tests. */
 export function encodeGetValuesResult(values: ParamInput): Buffer {
-  return encodeRequestParts(FCGI_NULL_REQUEST_ID, null, values, false, MAX_RECORD_CONTENT, RecordType.GetValuesResult, false);
+  return encodeRequestParts({ requestId: FCGI_NULL_REQUEST_ID, params: values, type: RecordType.GetValuesResult, terminate: false });
 }
 
 /**
@@ -157,7 +157,7 @@ export function encodeRequestHead(
   endStdin: boolean,
 ): Buffer {
   checkRequestId(requestId);
-  return encodeAsciiHead(requestId, role, keepConn, params, endStdin) ?? encodeRequestParts(requestId, { role, keepConn }, params, endStdin, MAX_RECORD_CONTENT);
+  return encodeAsciiHead(requestId, role, keepConn, params, endStdin) ?? encodeRequestParts({ requestId, begin: { role, keepConn }, params, endStdin });
 }
 
 const NON_ASCII = /[^\x00-\x7f]/;
@@ -197,15 +197,23 @@ function encodeAsciiHead(requestId: number, role: number, keepConn: boolean, par
   return buf;
 }
 
-function encodeRequestParts(
-  requestId: number,
-  begin: { role: number; keepConn: boolean } | null,
-  params: ParamInput,
-  endStdin: boolean,
-  maxContent: number,
-  type: number = RecordType.Params,
-  terminate = true,
-): Buffer {
+/** What `encodeRequestParts` writes. */
+interface RequestParts {
+  readonly requestId: number;
+  /** BEGIN_REQUEST first (a request head), or nothing (a bare params stream or management record). */
+  readonly begin?: { readonly role: number; readonly keepConn: boolean };
+  readonly params: ParamInput;
+  /** The empty STDIN record after the params (a request without a body). */
+  readonly endStdin?: boolean;
+  readonly maxContent?: number;
+  /** PARAMS (default), or GET_VALUES / GET_VALUES_RESULT. */
+  readonly type?: number;
+  /** End with the stream's empty record (default true; management records have none). */
+  readonly terminate?: boolean;
+}
+
+function encodeRequestParts(parts: RequestParts): Buffer {
+  const { requestId, begin, params, endStdin = false, maxContent = MAX_RECORD_CONTENT, type = RecordType.Params, terminate = true } = parts;
   checkMaxContent(maxContent);
   const m = measureParams(params, maxContent);
   // Pass 1: plan record boundaries. `cuts[k]` is the index of the first pair of record k+1.
@@ -235,14 +243,8 @@ function encodeRequestParts(
     const pad = paddingFor(len);
     o = writeHeader(buf, o, type, requestId, len, pad);
     const stop = r < cuts.length ? cuts[r]! : m.names.length;
-    for (; pair < stop; pair++) {
-      const nl = m.nameLens[pair]!;
-      const vl = m.valueLens[pair]!;
-      o = writeLength(buf, o, nl);
-      o = writeLength(buf, o, vl);
-      o = writeBytes(buf, o, m.names[pair]!, nl);
-      o = writeBytes(buf, o, m.values[pair]!, vl);
-    }
+    o = writePairs(buf, o, m, pair, stop);
+    pair = stop;
     buf.fill(0, o, o + pad);
     o += pad;
   }

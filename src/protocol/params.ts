@@ -94,8 +94,14 @@ export function measureParams(input: ParamInput, limit: number = MAX_RECORD_CONT
 export function encodePairs(input: ParamInput): Buffer {
   const m = measureParams(input, MAX_PARAM_LENGTH);
   const buf = Buffer.allocUnsafe(m.total);
-  let o = 0;
-  for (let i = 0; i < m.names.length; i++) {
+  writePairs(buf, 0, m, 0, m.names.length);
+  return buf;
+}
+
+/** Write measured pairs `from` up to (not including) `to` at `offset` (§3.4); the new offset. */
+export function writePairs(buf: Buffer, offset: number, m: MeasuredParams, from: number, to: number): number {
+  let o = offset;
+  for (let i = from; i < to; i++) {
     const nl = m.nameLens[i]!;
     const vl = m.valueLens[i]!;
     o = writeLength(buf, o, nl);
@@ -103,7 +109,7 @@ export function encodePairs(input: ParamInput): Buffer {
     o = writeBytes(buf, o, m.names[i]!, nl);
     o = writeBytes(buf, o, m.values[i]!, vl);
   }
-  return buf;
+  return o;
 }
 
 /**
