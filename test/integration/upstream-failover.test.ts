@@ -79,6 +79,7 @@ describe('failover', () => {
       }
     };
     let loops = Array.from({ length: 6 }, loop);
+    let cut = 0;
     const slowAgent = new Agent({ connections: 6 });
     t.after(() => slowAgent.close());
     try {
@@ -100,7 +101,11 @@ describe('failover', () => {
       const slowResults = await Promise.all(slow);
       // The two running on b: 502 (they may have started, so they are not sent elsewhere).
       assert.deepEqual(slowResults.map((r) => (r.status === 200 ? r.body : String(r.status))).sort(), ['502', '502', 'a', 'a', 'c', 'c'], JSON.stringify(slowResults));
-      assert.deepEqual(failures, [], 'no request that never reached b failed');
+      // A load request that was on one of b's connections when b died (running, or just written
+      // to a kept connection) may have reached a worker: it gets its 502 and is not sent again.
+      // At most b's connection budget (3) of them; every other request was served.
+      cut = failures.length;
+      assert.ok(cut <= 3 && failures.every((f) => f.startsWith('502 ')), `only requests on b's connections failed, with 502: ${JSON.stringify(failures)}`);
       assert.equal(seen['b'] ?? 0, beforeKill['b'] ?? 0, 'nothing was served by b while it was down');
 
       // b returns: after failTimeout it is tried again and serves.
@@ -112,7 +117,7 @@ describe('failover', () => {
       stop = true;
       await Promise.all(loops);
     }
-    assert.deepEqual(failures, [], 'no failure while b came back');
+    assert.equal(failures.length, cut, 'no failure after the kill, nor while b came back');
     assert.ok(done > 600);
   });
 
