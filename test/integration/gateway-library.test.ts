@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe, test, type TestContext } from 'node:test';
 import express from 'express';
 import { Client } from 'undici';
 import { createFastCgiHandler, createGatewayHandler, resolveConfig } from '../../src/index.js';
@@ -72,6 +72,19 @@ describe('plain node:http', () => {
   });
 });
 
+/** Serve `app` with a last Express handler answering 'express 404'; closed after the test. */
+async function serveWithExpress404(t: TestContext, app: express.Express, handler: { close(): Promise<void> }) {
+  app.use((_req, res) => {
+    res.status(404).type('text/plain').send('express 404');
+  });
+  const s = await serve(http.createServer(app));
+  t.after(async () => {
+    await s.close();
+    await handler.close();
+  });
+  return s;
+}
+
 describe('Express middleware', () => {
   test('app.use(handler): PHP and static via the handler, declined paths to later routes', async (t) => {
     const handler = createFastCgiHandler({ root: dirs.root, upstream: fpm.address, frontController: null });
@@ -85,14 +98,7 @@ describe('Express middleware', () => {
     app.get('/api/status', (_req, res) => {
       res.json({ from: 'express' });
     });
-    app.use((_req, res) => {
-      res.status(404).type('text/plain').send('express 404');
-    });
-    const s = await serve(http.createServer(app));
-    t.after(async () => {
-      await s.close();
-      await handler.close();
-    });
+    const s = await serveWithExpress404(t, app, handler);
 
     const php = await httpRequest(s.client, '/hello.php');
     assert.equal(php.status, 200);
@@ -145,14 +151,7 @@ describe('the config handler as Express middleware', () => {
     const handler = createGatewayHandler(config);
     const app = express();
     app.use(handler);
-    app.use((_req, res) => {
-      res.status(404).type('text/plain').send('express 404');
-    });
-    const s = await serve(http.createServer(app));
-    t.after(async () => {
-      await s.close();
-      await handler.close();
-    });
+    const s = await serveWithExpress404(t, app, handler);
     const php = await httpRequest(s.client, '/hello.php', { headers: { host: 'php.test' } });
     assert.equal(php.text, 'hello from php');
     // php.test's route declines what it does not serve (no front controller): to Express.
