@@ -1,24 +1,32 @@
 /**
- * The gateway as a server: node:http + the FastCGI handler + the access log, listening on a
- * TCP address or a unix socket, with `Expect: 100-continue` checked before the body is
- * invited, and a graceful close (stop accepting, finish running requests, drain the pool).
+ * The gateway as a server: listeners (TCP, unix, TLS with HTTP/2 by ALPN), the HTTP/1 and
+ * HTTP/2 engines, the handler and the access log; a reload that swaps the handler and the
+ * certificates in place; and a graceful close (stop accepting, finish running requests,
+ * drain the pools).
+ *
+ *   listener (net / tls) ──▶ admit (connection budget) ──▶ ALPN ─ h2 ──────▶ http2 engine ─┐
+ *                                                            └─ http/1.1 ─▶ http1 engine ─┴▶ serveRequest ─▶ app
  */
-import { chmodSync, rmSync } from 'node:fs';
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type http from 'node:http';
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { BodySourceError, ConfigError } from './errors.js';
 import type * as z from 'zod';
 import { parseOrThrow, stripUndefined } from './config/issues.js';
 import { type GatewayConfig, serverSchema } from './config/schema.js';
 import type { GatewayHandler } from './http/gateway-handler.js';
 import { createFastCgiHandler, type FastCgiHandler } from './http/handler.js';
-import { lingerClose, lingerWhenDone } from './http/linger.js';
-import { declaredLength } from './http/request-body.js';
-import { sendError } from './http/respond.js';
 import { type AccessLogFormat, createAccessLog, createLogger } from './logging/access-log.js';
+import type { ServeContext, ServedApp, ServeSettings } from './server/context.js';
+import { applyHttp1Settings, createHttp1Server } from './server/http1.js';
+import { createHttp2Engine } from './server/http2.js';
+import { type Listener, type ListenerSpec, openListener, redirectPort } from './server/listeners.js';
+import { type SniLookup, sniLookup } from './server/tls.js';
 import { VERSION } from './version.js';
+
+export { parseListen } from './server/listeners.js';
 
 /**
  * Options of `startGatewayServer`: the handler's, plus where and how to listen (`serverShape` in
@@ -28,346 +36,213 @@ export type GatewayServerOptions = z.input<typeof serverSchema> & { readonly log
 
 /** A running server. */
 export interface GatewayServer<H = FastCgiHandler> {
-  /** The first listener's URL (`http://127.0.0.1:8080` or `unix:/path`). */
+  /** The first listener's URL (`http://127.0.0.1:8080`, `https://…` or `unix:/path`). */
   readonly url: string;
   /** Every listener's URL, in config order. */
   readonly urls: readonly string[];
-  /** The first listener's server. */
+  readonly listeners: readonly Listener[];
+  /** The HTTP/1 engine that every listener feeds (its 'connection' event sees each HTTP/1 connection). */
   readonly server: http.Server;
-  readonly servers: readonly http.Server[];
+  /** The handler in force (a reload replaces it). */
   readonly handler: H;
   readonly logger: Logger | null;
   /** Stop accepting, let running requests finish, close the pools. */
   close(): Promise<void>;
 }
 
-/** What the listeners serve: a handler, and what the server asks of it before the handler runs. */
-interface ServedApp {
-  handle(req: IncomingMessage, res: ServerResponse): void;
-  /** Largest body the request's route accepts (0: no limit), checked on `Expect: 100-continue`. */
-  maxBodySize(req: IncomingMessage): number;
-  /** Whether the request is access-logged. */
-  logs(req: IncomingMessage): boolean;
-  /** Connection upgrades, when some route takes them. */
-  upgrade?(req: IncomingMessage, socket: Duplex, head: Buffer): void;
-  close(): Promise<void>;
+/** A server started from a config, which a reload can change in place. */
+export interface ConfiguredServer extends GatewayServer<GatewayHandler> {
+  /**
+   * Serve `config` from now on: new requests get the new handler, running ones finish on the
+   * old one (whose pools then close), certificates are read again. Listeners stay as they are
+   * (changing them takes a restart, or a rolling one with workers). Rejects with ConfigError,
+   * and keeps the old config, when the new one cannot be loaded (a certificate, a pool).
+   */
+  reload(config: GatewayConfig): Promise<void>;
 }
 
-interface ListenSettings extends HeadLimits {
-  readonly listen: readonly string[];
-  /** ms that close() lets running requests finish before it cuts them (0: wait for them). */
-  readonly shutdownTimeout: number;
-  readonly headersTimeout: number;
-  readonly keepAliveTimeout: number;
-  readonly requestTimeout: number;
-}
-
-/** nginx's large_client_header_buffers 4 8k, as three limits. */
-interface HeadLimits {
-  readonly maxRequestLine: number;
-  readonly maxHeaderLine: number;
-  readonly maxRequestHead: number;
-}
-
-/**
- * 414 for a request line over its limit, 431 for a header line or a whole head over theirs,
- * else 0. node:http enforces maxRequestHead on the URI and on the header block separately
- * (and answers beyond it in clientError); the sum and the per-line limits are checked here.
- */
-function headLimitStatus(req: IncomingMessage, l: HeadLimits): number {
-  // "GET /path HTTP/1.1": node decodes the head as latin1, so lengths are bytes.
-  const line = (req.method?.length ?? 0) + (req.url?.length ?? 0) + 10;
-  if (line > l.maxRequestLine) return 414;
-  const raw = req.rawHeaders;
-  let total = line + 2;
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const n = raw[i]!.length + raw[i + 1]!.length + 4;
-    if (n > l.maxHeaderLine) return 431;
-    total += n;
-  }
-  return total > l.maxRequestHead ? 431 : 0;
-}
-
-/** Status for a request that node:http could not parse or that ran out of time. */
-function clientErrorStatus(err: NodeJS.ErrnoException & { rawPacket?: Buffer }, maxRequestLine: number): number {
-  switch (err.code) {
-    case 'HPE_HEADER_OVERFLOW': {
-      // A request line longer than the whole head limit: the URI is what is too long, as nginx
-      // says (when the packet holds the start of the request).
-      const raw = err.rawPacket;
-      if (raw !== undefined && /^[A-Za-z]+ /.test(raw.subarray(0, 16).toString('latin1'))) {
-        const eol = raw.indexOf(10);
-        if (eol < 0 || eol > maxRequestLine) return 414;
-      }
-      return 431;
-    }
-    case 'ERR_HTTP_REQUEST_TIMEOUT':
-      return 408;
-    default:
-      return 400;
-  }
-}
-
-/** True when `res` says `Connection: close` (after it, the connection ends). */
-function closesConnection(res: ServerResponse): boolean {
-  // `_last` is node:http's own "this response ends the connection" (set from a
-  // `Connection: close` given to writeHead, which getHeader does not see).
-  if (!res.shouldKeepAlive || (res as ServerResponse & { _last?: boolean })._last === true) return true;
-  const c = res.getHeader('connection');
-  return typeof c === 'string' && /\bclose\b/i.test(c);
-}
-
-/** The raw reply to a request node:http could not parse (there is no res to write it with). */
-function errorReply(status: number): string {
-  return `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`;
-}
-
-/** Parse a listen string into node's listen arguments. */
-export function parseListen(listen: string): { path: string } | { host: string; port: number } {
-  if (listen.startsWith('unix:')) return { path: listen.slice(5) };
-  if (/^\d+$/.test(listen)) return { host: '127.0.0.1', port: Number(listen) };
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:]*)):(\d+)$/.exec(listen);
-  if (!m) throw new ConfigError(`listen ${JSON.stringify(listen)} must be HOST:PORT, [v6]:PORT, :PORT or unix:/path`);
-  const port = Number(m[3]);
-  if (port > 65535) throw new ConfigError(`listen port ${port} is out of range`);
-  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
-}
-
-/** Create and start the server for one document root and one upstream (what `serve` flags mean). */
-export async function startGatewayServer(options: GatewayServerOptions): Promise<GatewayServer> {
-  const { logger: givenLogger, ...rest } = options;
-  const { listen, accessLog: format, headersTimeout, keepAliveTimeout, requestTimeout, maxRequestLine, maxHeaderLine, maxRequestHead, shutdownTimeout, ...handlerOptions } = parseOrThrow(
-    serverSchema,
-    stripUndefined(rest),
-  );
-  const handler = createFastCgiHandler(handlerOptions, { serverSoftware: `fastcgi-gateway/${VERSION}` });
-  const maxBody = handler.options.maxBodySize;
-  const app: ServedApp = { handle: handler, maxBodySize: () => maxBody, logs: () => true, close: () => handler.close() };
-  const settings = { listen: [listen], headersTimeout, keepAliveTimeout, requestTimeout, maxRequestLine, maxHeaderLine, maxRequestHead, shutdownTimeout };
-  return listenAll(app, handler, settings, givenLogger ?? null, format);
-}
-
-/** Create and start the server for a resolved config (config/load.ts): every site, route and listener. */
-export async function startConfiguredServer(
-  config: GatewayConfig,
-  options: { readonly logger?: Logger; readonly env?: NodeJS.ProcessEnv } = {},
-): Promise<GatewayServer<GatewayHandler>> {
-  const env = options.env ?? process.env;
-  // Proxy routes' egress proxy, as curl and undici read it (lower case first).
-  const egress = {
+/** Egress proxy settings for proxy routes, as curl and undici read them (lower case first). */
+function egressOf(env: NodeJS.ProcessEnv): { httpProxy: string; httpsProxy: string; noProxy: string } {
+  return {
     httpProxy: env['http_proxy'] ?? env['HTTP_PROXY'] ?? '',
     httpsProxy: env['https_proxy'] ?? env['HTTPS_PROXY'] ?? '',
     noProxy: env['no_proxy'] ?? env['NO_PROXY'] ?? '',
   };
+}
+
+const settingsOf = (c: ServeSettings): ServeSettings => ({
+  headersTimeout: c.headersTimeout,
+  keepAliveTimeout: c.keepAliveTimeout,
+  keepAliveRequests: c.keepAliveRequests,
+  requestTimeout: c.requestTimeout,
+  maxRequestLine: c.maxRequestLine,
+  maxHeaderLine: c.maxHeaderLine,
+  maxRequestHead: c.maxRequestHead,
+  shutdownTimeout: c.shutdownTimeout,
+});
+
+/** Create and start the server for one document root and one upstream (what `serve` flags mean). */
+export async function startGatewayServer(options: GatewayServerOptions): Promise<GatewayServer> {
+  const { logger: givenLogger, ...rest } = options;
+  const parsed = parseOrThrow(serverSchema, stripUndefined(rest));
+  const { listen, accessLog: format, headersTimeout, keepAliveTimeout, keepAliveRequests, requestTimeout, maxRequestLine, maxHeaderLine, maxRequestHead, shutdownTimeout, maxConnections, ...handlerOptions } =
+    parsed;
+  const handler = createFastCgiHandler(handlerOptions, { serverSoftware: `fastcgi-gateway/${VERSION}` });
+  const maxBody = handler.options.maxBodySize;
+  const labels = { site: '*', route: '/' };
+  const app: ServedApp = { handle: handler, maxBodySize: () => maxBody, logs: () => true, labels: () => labels, close: () => handler.close() };
+  const spec: ListenerSpec = { address: listen, tls: null, http2: false, mode: '0660', redirectToHttps: false };
+  const core = await runServer({ app, handler, settings: settingsOf(parsed), listen: [spec], maxConnections, sni: () => null, logger: givenLogger ?? null, format });
+  return core.server;
+}
+
+/** What a configured server serves, built from a config (throws ConfigError). */
+async function buildApp(config: GatewayConfig, env: NodeJS.ProcessEnv): Promise<{ app: ServedApp; handler: GatewayHandler; sni: SniLookup }> {
   // Loaded here, not at the top: a single-root server never needs it, nor undici behind it.
   const { createGatewayHandler } = await import('./http/gateway-handler.js');
-  const handler = createGatewayHandler(config, { serverSoftware: `fastcgi-gateway/${VERSION}`, egress });
+  const sni = sniLookup(config.sites);
+  const handler = createGatewayHandler(config, { serverSoftware: `fastcgi-gateway/${VERSION}`, egress: egressOf(env) });
   const app: ServedApp = {
     handle: handler,
     maxBodySize: (req) => handler.routeOf(req)?.maxBodySize ?? 0,
     logs: (req) => handler.routeOf(req)?.accessLog ?? true,
+    labels: (req) => handler.labelsOf(req),
     ...(handler.upgrades ? { upgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => handler.upgrade(req, socket, head) } : {}),
     close: () => handler.close(),
   };
-  return listenAll(app, handler, config, options.logger ?? null, config.accessLog);
+  return { app, handler, sni };
 }
 
-async function listenAll<H>(app: ServedApp, handler: H, settings: ListenSettings, givenLogger: Logger | null, format: AccessLogFormat | false): Promise<GatewayServer<H>> {
-  const logger = givenLogger ?? (format === false ? null : createLogger(format));
-  const accessLog = logger ? createAccessLog(logger) : null;
-  const { headersTimeout, keepAliveTimeout, requestTimeout } = settings;
+/** Create and start the server for a resolved config (config/load.ts): every site, route and listener. */
+export async function startConfiguredServer(config: GatewayConfig, options: { readonly logger?: Logger; readonly env?: NodeJS.ProcessEnv } = {}): Promise<ConfiguredServer> {
+  const env = options.env ?? process.env;
+  const built = await buildApp(config, env);
+  const core = await runServer({
+    ...built,
+    settings: settingsOf(config),
+    listen: config.listen,
+    maxConnections: config.maxConnections,
+    logger: options.logger ?? null,
+    format: config.accessLog,
+  });
+  return Object.assign(core.server, {
+    async reload(next: GatewayConfig): Promise<void> {
+      const fresh = await buildApp(next, env);
+      try {
+        for (const l of core.server.listeners) l.reloadCertificate();
+      } catch (err) {
+        await fresh.app.close();
+        throw err;
+      }
+      core.swap(fresh.app, fresh.handler, fresh.sni, settingsOf(next));
+    },
+  });
+}
 
-  /** The response of the latest request read on each socket: a client error answers after it. */
-  const lastResponse = new WeakMap<Socket, ServerResponse>();
-  const serve = (req: IncomingMessage, res: ServerResponse): void => {
-    lastResponse.set(req.socket, res);
-    if (accessLog !== null && app.logs(req)) accessLog(req, res);
-    if (req.headers.host === undefined && req.httpVersionMajor === 1 && req.httpVersionMinor === 1) {
-      // RFC 9112 §3.2: 400 for an HTTP/1.1 request without Host. Answered here rather than by
-      // node:http (requireHostHeader), so that it is the connection's known last answer and
-      // nothing pipelined behind it gets an answer after it.
-      sendError(res, 400);
-      return;
-    }
-    const tooLarge = headLimitStatus(req, settings);
-    if (tooLarge !== 0) {
-      sendError(res, tooLarge);
-      return;
-    }
-    app.handle(req, res);
+interface RunOptions<H> {
+  readonly app: ServedApp;
+  readonly handler: H;
+  readonly settings: ServeSettings;
+  readonly listen: readonly ListenerSpec[];
+  readonly maxConnections: number;
+  readonly sni: SniLookup;
+  readonly logger: Logger | null;
+  readonly format: AccessLogFormat | false;
+}
+
+async function runServer<H>(o: RunOptions<H>): Promise<{ server: GatewayServer<H>; swap(app: ServedApp, handler: H, sni: SniLookup, settings: ServeSettings): void }> {
+  const logger = o.logger ?? (o.format === false ? null : createLogger(o.format));
+  const ctx: ServeContext = {
+    app: o.app,
+    settings: o.settings,
+    accessLog: logger ? createAccessLog(logger) : null,
+    closing: false,
+    observe: null,
   };
+  let handler = o.handler;
+  let sni = o.sni;
+  const http1 = createHttp1Server(ctx);
+  const h2 = o.listen.some((l) => l.tls !== null && l.http2) ? createHttp2Engine(ctx) : null;
 
-  /** Every client socket, upgraded tunnels included: what a shutdown past its deadline cuts. */
+  /** Every client connection (upgraded tunnels and HTTP/2 sessions included): what a shutdown past its deadline cuts. */
   const open = new Set<Socket>();
-  const makeServer = (): http.Server => {
-    const server = http.createServer(
-      {
-        keepAliveTimeout,
-        requireHostHeader: false,
-        // Per line and in sum the limits are checked in serve(); node applies this one to the URI
-        // and to the header block each.
-        maxHeaderSize: settings.maxRequestHead,
-        // node checks head and request deadlines on this interval (30 s by default, so a 60 s
-        // header timeout fired after up to 90 s): check every second, or finer for short ones.
-        connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(headersTimeout / 10) || 1000)),
-      },
-      serve,
-    );
-    server.headersTimeout = headersTimeout;
-    server.requestTimeout = requestTimeout;
-    // No count limit (node drops headers past 2000 without a word): maxRequestHead bounds them.
-    server.maxHeadersCount = 0;
-    // Every close node:http decides after a response (Connection: close, HTTP/1.0 without a
-    // length) lingers, as nginx's lingering_close: a client may have pipelined more, and closing
-    // on unread bytes sends a RST that can wipe the answer out of its receive buffer (found by
-    // the fuzz campaign: HEAD over HTTP/1.0 keep-alive, then more bytes: no answer arrived).
-    server.on('connection', (socket: Socket) => {
-      lingerWhenDone(socket);
+  const sink = {
+    admit(socket: Socket): boolean {
+      if (o.maxConnections > 0 && open.size >= o.maxConnections) {
+        // Past the budget: refused before a byte is read or a handshake is paid for.
+        socket.destroy();
+        return false;
+      }
       open.add(socket);
       socket.once('close', () => open.delete(socket));
-    });
-    // Expect: 100-continue — refuse an oversized body before the client sends it.
-    server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
-      const len = declaredLength(req);
-      const maxBody = app.maxBodySize(req);
-      if (typeof len === 'number' && maxBody > 0 && len > maxBody) {
-        if (accessLog !== null && app.logs(req)) accessLog(req, res);
-        res.shouldKeepAlive = false;
-        sendError(res, 413);
-        return;
-      }
-      // A pipelined request's response waits behind the earlier ones: its 100 Continue must too,
-      // so it goes out when the response gets the socket, unless the final head is queued by then.
-      const sendContinue = (): void => {
-        // `headersSent` stays false while a queued response's head waits in node's buffer;
-        // `_header` is set as soon as writeHead ran: then the 100 would land after the final head.
-        const headQueued = (res as ServerResponse & { _header?: unknown })._header != null;
-        if (!headQueued && !res.headersSent && !res.writableEnded && !res.destroyed) res.writeContinue();
-      };
-      if (res.socket) sendContinue();
-      else res.once('socket', sendContinue);
-      serve(req, res);
-    });
-    const answered = new WeakSet<Socket>();
-    server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-      if (answered.has(socket)) return;
-      answered.add(socket);
-      if (err.code === 'ECONNRESET' || !socket.writable) {
-        socket.destroy();
-        return;
-      }
-      const status = clientErrorStatus(err, settings.maxRequestLine);
-      const reply = (): void => {
-        if (!socket.writable) {
-          socket.destroy();
-          return;
-        }
-        lingerClose(socket, errorReply(status));
-      };
-      const pending = lastResponse.get(socket);
-      const live = pending !== undefined && !pending.writableFinished && !pending.destroyed;
-      if (pending !== undefined && closesConnection(pending)) {
-        // The last answer already ends the connection: nothing may follow it. node:http closes
-        // the socket once it is sent; bytes after it are read and dropped until then.
-        if (!live) lingerClose(socket);
-        return;
-      }
-      if (live && pending.req && !pending.req.complete) {
-        // The bad bytes (or the client's close) are inside that request's body: it cannot
-        // complete. Its handler is told through the body stream and answers 400 through its own
-        // response, which node:http sends after the earlier ones, in order. Without a listener
-        // (or when the client is gone) the connection is dropped.
-        const req = pending.req;
-        if (err.code !== 'HPE_INVALID_EOF_STATE' && socket.writable && !pending.headersSent && req.listenerCount('error') > 0) {
-          req.emit('error', new BodySourceError(`malformed request body: ${err.code ?? err.message}`));
-        } else {
-          socket.destroy();
-        }
-        return;
-      }
-      // HTTP/1.1 answers in request order: requests read before the bad bytes are answered
-      // first, then the error, then the connection closes.
-      if (!live) {
-        reply();
-        return;
-      }
-      pending.once('finish', reply);
-      pending.once('close', () => {
-        if (!pending.writableFinished) socket.destroy();
-      });
-    });
-    if (app.upgrade) server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => app.upgrade!(req, socket, head));
-    return server;
+      return true;
+    },
+    http1: (socket: Socket) => http1.emit('connection', socket),
+    http2: (socket: TLSSocket) => h2!.server.emit('connection', socket),
+    sni: () => sni,
+    handshakeTimeout: o.settings.headersTimeout,
   };
 
-  const servers: http.Server[] = [];
-  const urls: string[] = [];
+  const listeners: Listener[] = [];
   try {
-    for (const listen of settings.listen) {
-      const server = makeServer();
-      servers.push(server);
-      urls.push(await listenOn(server, listen));
+    for (const spec of o.listen) {
+      listeners.push(await openListener(spec, { redirectToHttps: redirectPort(spec, o.listen) }, sink, { removeStaleSocket: true }));
     }
   } catch (err) {
-    for (const server of servers) server.close();
-    await app.close();
+    for (const l of listeners) l.server.close();
+    await o.app.close();
     throw err;
   }
 
   let closing: Promise<void> | null = null;
-  return {
-    url: urls[0]!,
-    urls,
-    server: servers[0]!,
-    servers,
-    handler,
+  const server: GatewayServer<H> = {
+    url: listeners[0]!.url,
+    urls: listeners.map((l) => l.url),
+    listeners,
+    server: http1,
+    get handler() {
+      return handler;
+    },
     logger,
     close() {
       if (closing !== null) return closing;
+      ctx.closing = true;
       // Stop accepting and let running requests finish, for up to shutdownTimeout; then cut
       // what is left (slow requests, kept-open tunnels), whose upstream requests are abandoned.
+      const stopped = Promise.all(listeners.map((l) => new Promise<void>((resolve) => l.server.close(() => resolve()))));
+      for (const s of h2?.sessions ?? []) s.close();
+      // HTTP/1 answers now say Connection: close. A kept connection idle at this moment is closed
+      // a little later, not at once: a client reusing it in a loop would otherwise send its
+      // next request into the close (a reload must drop nothing); by then it has had an answer
+      // that closes it.
+      const sweep = setInterval(() => http1.closeIdleConnections(), Math.min(1000, Math.max(50, o.settings.keepAliveTimeout)));
+      sweep.unref();
       let timer: NodeJS.Timeout | null = null;
-      const stopped = Promise.all(
-        servers.map(
-          (server) =>
-            new Promise<void>((resolve) => {
-              server.close(() => resolve());
-              server.closeIdleConnections();
-            }),
-        ),
-      );
-      if (settings.shutdownTimeout > 0) {
+      if (ctx.settings.shutdownTimeout > 0) {
         timer = setTimeout(() => {
           for (const s of open) s.destroy();
-        }, settings.shutdownTimeout);
+        }, ctx.settings.shutdownTimeout);
         timer.unref();
       }
       closing = stopped
         .then(() => {
+          clearInterval(sweep);
           if (timer !== null) clearTimeout(timer);
         })
-        .then(() => app.close())
-        .then(() => new Promise<void>((resolve) => (logger && !givenLogger ? logger.flush(() => resolve()) : resolve())));
+        .then(() => ctx.app.close())
+        .then(() => new Promise<void>((resolve) => (logger && !o.logger ? logger.flush(() => resolve()) : resolve())));
       return closing;
     },
   };
-}
-
-/** Listen on one address; resolves to its URL. */
-async function listenOn(server: http.Server, listen: string): Promise<string> {
-  const target = parseListen(listen);
-  if ('path' in target) rmSync(target.path, { force: true });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(target, () => {
-      server.removeListener('error', reject);
-      resolve();
-    });
-  });
-  if ('path' in target) {
-    chmodSync(target.path, 0o660);
-    return `unix:${target.path}`;
-  }
-  const a = server.address() as AddressInfo;
-  return `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+  const swap = (app: ServedApp, next: H, nextSni: SniLookup, settings: ServeSettings): void => {
+    const old = ctx.app;
+    ctx.app = app;
+    ctx.settings = settings;
+    handler = next;
+    sni = nextSni;
+    applyHttp1Settings(http1, ctx);
+    // Requests already running finish on the old handler; its pools close once they have.
+    void old.close();
+  };
+  return { server, swap };
 }

@@ -149,7 +149,9 @@ export const serverShape = {
   listen: z.string().default('127.0.0.1:8080').meta({ description: 'HOST:PORT, [v6]:PORT, :PORT, PORT or unix:/path.sock.' }),
   accessLog: accessLogSchema.default('json').meta({ description: 'Access log format: json, pretty, or false for none.' }),
   headersTimeout: duration(60_000, 'Time to receive a request head, then 408.'),
-  keepAliveTimeout: duration(5000, 'How long a kept-alive client connection may stay idle.'),
+  keepAliveTimeout: duration(75_000, 'How long a kept-alive client connection (or an HTTP/2 connection without streams) may stay idle (nginx keepalive_timeout 75 s).'),
+  keepAliveRequests: count(0, 1000, 'Requests served on one client connection (HTTP/2: streams) before it is closed (nginx keepalive_requests 1000; 0: no limit).'),
+  maxConnections: count(0, 16_384, 'Client connections open at once, all listeners and workers together; past it new ones are closed at once (0: no limit).'),
   requestTimeout: duration(0, 'Time for a whole request (0: none; the head and body timeouts guard slow clients).'),
   maxRequestLine: size(8192, 'Longest request line (method, URI, version), else 414 (nginx large_client_header_buffers 4 8k).'),
   maxHeaderLine: size(8192, 'Longest request header line, else 431.'),
@@ -159,6 +161,29 @@ export const serverShape = {
 export const serverSchema = handlerSchema.extend(serverShape);
 
 // ─── the config file ─────────────────────────────────────────────────────────────────────────
+
+const tlsFiles = z.strictObject({
+  cert: z.string().min(1).meta({ description: 'PEM certificate chain file (re-read on reload).' }),
+  key: z.string().min(1).meta({ description: 'PEM private key file (re-read on reload).' }),
+});
+
+const listenerSchema = z.strictObject({
+  address: z.string().min(1).meta({ description: 'HOST:PORT, [v6]:PORT, :PORT, PORT or unix:/path.sock.' }),
+  tls: tlsFiles.nullable().default(null).meta({ description: "Serve HTTPS with this certificate, the default for hosts without one of their site's own (null: plain HTTP)." }),
+  http2: flag(true, 'Offer HTTP/2 through ALPN on a TLS listener (HTTP/1.1 is served on the same port either way).'),
+  mode: z
+    .string()
+    .regex(/^0?[0-7]{3}$/, 'expected an octal mode such as "0660"')
+    .default('0660')
+    .meta({ description: 'Permissions of a unix socket.' }),
+  redirectToHttps: z
+    .union([z.boolean(), z.number().int().min(1).max(65535)])
+    .default(false)
+    .meta({ description: 'Answer every request with a 308 to https:// on the same host: true (port 443, or the first TLS listener\'s), or a port.' }),
+});
+/** One listener with every default filled in. */
+export type ListenerConfig = z.output<typeof listenerSchema>;
+const listenEntry = z.union([z.string().min(1).transform((address) => listenerSchema.parse({ address })), listenerSchema]);
 
 /** An upstream reference: a name from `upstreams`, or an address given inline. */
 export const isInlineAddress = (s: string): boolean => s.startsWith('unix:') || s.startsWith('/') || s.includes(':');
@@ -189,6 +214,12 @@ const upstreamSchema = z.strictObject({
     .nullable()
     .default(null)
     .meta({ description: 'Active health checks through php-fpm\'s ping page: a failing server is skipped until it answers again (null: passive only).' }),
+  statusPath: z
+    .string()
+    .startsWith('/')
+    .nullable()
+    .default(null)
+    .meta({ description: "php-fpm's pm.status_path: when set, /metrics carries each server's pool status as phpfpm_* (null: not scraped)." }),
   ...poolShape,
 });
 
@@ -268,6 +299,7 @@ const routeSchema = z
 
 const siteSchema = z.strictObject({
   hosts: z.array(z.string().min(1)).min(1).default(['*']).meta({ description: 'Host names: exact, "*.example.com", or "*" for the default site.' }),
+  tls: tlsFiles.nullable().default(null).meta({ description: "This site's certificate, chosen by SNI on every TLS listener (null: the listener's)." }),
   root: z.string().min(1).optional().meta({ description: 'Document root of the php and static routes that give none.' }),
   routes: z.array(routeSchema).min(1, 'expected at least one route').meta({ description: 'Routes by path prefix.' }),
 });
@@ -275,13 +307,26 @@ const siteSchema = z.strictObject({
 export const configSchema = z
   .strictObject({
     listen: z
-      .union([z.string(), z.array(z.string()).min(1)])
-      .default(['127.0.0.1:8080'])
-      .transform((v) => (typeof v === 'string' ? [v] : v))
-      .meta({ description: 'Addresses to listen on: HOST:PORT, [v6]:PORT, :PORT or unix:/path.sock.' }),
+      .union([listenEntry, z.array(listenEntry).min(1)])
+      .prefault(['127.0.0.1:8080'])
+      .transform((v) => (Array.isArray(v) ? v : [v]))
+      .meta({ description: 'Listeners: an address (HOST:PORT, [v6]:PORT, :PORT, unix:/path.sock), or { address, tls, http2, mode, redirectToHttps }.' }),
+    workers: z
+      .union([z.number().int().min(1), z.literal('auto')])
+      .default(1)
+      .meta({ description: 'Worker processes sharing the listeners (node:cluster); "auto": one per core. Each upstream\'s connections are divided among them.' }),
+    admin: z
+      .strictObject({
+        listen: z.string().min(1).default('127.0.0.1:9180').meta({ description: 'Address of the admin listener (loopback unless told otherwise).' }),
+      })
+      .nullable()
+      .default(null)
+      .meta({ description: 'Admin listener with /healthz, /readyz and /metrics (null: off).' }),
     accessLog: serverShape.accessLog,
     headersTimeout: serverShape.headersTimeout,
     keepAliveTimeout: serverShape.keepAliveTimeout,
+    keepAliveRequests: serverShape.keepAliveRequests,
+    maxConnections: serverShape.maxConnections,
     requestTimeout: serverShape.requestTimeout,
     maxRequestLine: serverShape.maxRequestLine,
     maxHeaderLine: serverShape.maxHeaderLine,
@@ -293,6 +338,16 @@ export const configSchema = z
     sites: z.array(siteSchema).min(1, 'expected at least one site').meta({ description: 'Sites, matched by Host.' }),
   })
   .superRefine((c, ctx) => {
+    const addresses = new Set<string>();
+    c.listen.forEach((l, i) => {
+      // Port 0 (any free port, in tests) may be listed more than once.
+      if (addresses.has(l.address) && !l.address.endsWith(':0')) ctx.addIssue({ code: 'custom', path: ['listen', i], message: `${l.address} is listed twice`, input: l.address });
+      addresses.add(l.address);
+      if (l.tls !== null && l.redirectToHttps !== false) ctx.addIssue({ code: 'custom', path: ['listen', i, 'redirectToHttps'], message: 'a TLS listener cannot redirect to HTTPS', input: l.redirectToHttps });
+    });
+    if (c.sites.some((s) => s.tls !== null) && !c.listen.some((l) => l.tls !== null)) {
+      ctx.addIssue({ code: 'custom', path: ['listen'], message: 'a site has tls but no listener does: give one listener tls, the default certificate', input: c.listen });
+    }
     const seen = new Map<string, number>();
     c.sites.forEach((site, i) => {
       site.hosts.forEach((h, j) => {

@@ -7,6 +7,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { isHttp2 } from './wire.js';
 
 const watchers = new WeakMap<Socket, Set<() => void>>();
 
@@ -33,6 +34,8 @@ export function whenClientGone(req: IncomingMessage, res: ServerResponse, fn: ()
     if (set !== undefined) set.delete(once);
   };
   res.on('close', once);
+  // HTTP/2: `req.socket` stands for the stream, whose end `res` reports already.
+  if (isHttp2(req)) return dispose;
   if (socket.destroyed) {
     queueMicrotask(once);
     return dispose;

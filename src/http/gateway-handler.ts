@@ -27,15 +27,19 @@ import { targetOf } from './request-target.js';
 import { encodePath, FileKindCache, route as routeInRoot } from './router.js';
 import { answerLocally, drainAndReply } from './serve-file.js';
 import { hostMatcher, hostName, prefixMatcher } from './site-match.js';
+import { requestHost } from './wire.js';
 import { SmallFileCache } from './small-files.js';
 
 type Next = (err?: unknown) => void;
+const NO_ROUTE = { site: '-', route: '-' } as const;
 const kRoute = Symbol('fastcgi-gateway.route');
 type RouteHandler = (req: IncomingMessage, res: ServerResponse, next?: Next) => void;
 
 /** One route, ready to serve. */
 interface ReadyRoute {
   readonly prefix: string;
+  /** The site (its first host name) and the route (its prefix), as metrics label them. */
+  readonly labels: { readonly site: string; readonly route: string };
   readonly kind: string;
   readonly handle: RouteHandler;
   readonly earlyHints: readonly string[];
@@ -60,6 +64,8 @@ export interface GatewayHandler {
   readonly config: GatewayConfig;
   /** The route a request goes to (null: none, a 404), found once per request. */
   routeOf(req: IncomingMessage): { readonly kind: string; readonly prefix: string; readonly accessLog: boolean; readonly maxBodySize: number } | null;
+  /** Site and route of a request for metrics labels (`-` for a request that matches none). */
+  labelsOf(req: IncomingMessage): { readonly site: string; readonly route: string };
   /** True when a route accepts connection upgrades (the server then listens for them). */
   readonly upgrades: boolean;
   /**
@@ -84,7 +90,7 @@ export function createGatewayHandler(config: GatewayConfig, deps: GatewayHandler
   const tmpDir = config.tmpDir || tmpdir();
   const pools = new Map<string, FastCgiUpstream>();
   for (const [name, up] of Object.entries(config.upstreams)) {
-    const { servers, balance, maxFails, failTimeout, health, ...poolOptions } = up;
+    const { servers, balance, maxFails, failTimeout, health, statusPath: _scrapedByMetrics, ...poolOptions } = up;
     const list = servers.map((s) => (typeof s === 'string' ? { address: s, weight: 1 } : s));
     if (list.length === 1 && health === null) pools.set(name, new ConnectionPool(list[0]!.address, poolOptions));
     else pools.set(name, new UpstreamGroup(list, { name, balance, maxFails, failTimeout, health, pool: poolOptions }));
@@ -103,7 +109,7 @@ export function createGatewayHandler(config: GatewayConfig, deps: GatewayHandler
   const proxies: ProxyRoute[] = [];
 
   const buildRoute = (site: SiteConfig, r: RouteConfig): ReadyRoute => {
-    const common = { prefix: r.path, earlyHints: r.earlyHints, headers: r.headers, accessLog: r.accessLog };
+    const common = { prefix: r.path, labels: { site: site.hosts[0]!, route: r.path }, earlyHints: r.earlyHints, headers: r.headers, accessLog: r.accessLog };
     if (r.php) {
       const { upstream, root, ...php } = r.php;
       const pool = poolFor(upstream);
@@ -158,7 +164,7 @@ export function createGatewayHandler(config: GatewayConfig, deps: GatewayHandler
     let route = r[kRoute];
     if (route !== undefined) return route;
     const target = targetOf(req);
-    route = isRejection(target) ? null : siteOf(hostName(req.headers.host ?? (req.headers[':authority'] as string | undefined))).route(target.path);
+    route = isRejection(target) ? null : siteOf(hostName(requestHost(req))).route(target.path);
     r[kRoute] = route;
     return route;
   };
@@ -189,6 +195,12 @@ export function createGatewayHandler(config: GatewayConfig, deps: GatewayHandler
     memoryBudget: { value: budget, enumerable: true },
     config: { value: config, enumerable: true },
     routeOf: { value: (req: IncomingMessage) => routeFor(req) },
+    labelsOf: {
+      value: (req: IncomingMessage) => {
+        const r = routeFor(req);
+        return r === null ? NO_ROUTE : r.labels;
+      },
+    },
     upgrades: { value: proxies.length > 0, enumerable: true },
     upgrade: {
       value: (req: IncomingMessage, socket: Duplex, head: Buffer) => {

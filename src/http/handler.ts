@@ -26,6 +26,7 @@ import { FileKindCache, route } from './router.js';
 import { targetOf } from './request-target.js';
 import { answerLocally, drainAndReply, serveFile } from './serve-file.js';
 import { SmallFileCache } from './small-files.js';
+import { http1RawHeaders } from './wire.js';
 
 /** The handler function, with its pool and a close() for shutdown. */
 export interface FastCgiHandler {
@@ -262,7 +263,7 @@ function requestInfo(req: IncomingMessage, trusted: ReadonlySet<string>, redirec
     method: redirectUri === null ? (req.method ?? 'GET') : 'GET',
     rawUrl: redirectUri ?? req.url ?? '/',
     httpVersion: req.httpVersion,
-    rawHeaders: req.rawHeaders,
+    rawHeaders: http1RawHeaders(req),
     remoteAddress,
     remotePort: sock.remotePort ?? 0,
     serverAddress: stripV4Mapped(sock.localAddress ?? ''),

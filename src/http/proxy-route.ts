@@ -23,6 +23,7 @@ import type { TLSSocket } from 'node:tls';
 import { type Dispatcher, EnvHttpProxyAgent } from 'undici';
 import { ProxyError, ProxyTimeoutError, statusFor } from '../errors.js';
 import { type LoggerLike, NO_LOG, sendError } from './respond.js';
+import { hasUnframedBody, requestHost } from './wire.js';
 
 /** Where egress requests go (values from the environment, read by the caller). */
 export interface EgressProxy {
@@ -98,8 +99,9 @@ export function createProxyRoute(o: ProxyRouteOptions): ProxyRoute {
     const prior = req.headers['x-forwarded-for'];
     h['x-forwarded-for'] = prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${peerOf(req)}` : peerOf(req);
     h['x-forwarded-proto'] = (req.socket as TLSSocket).encrypted ? 'https' : 'http';
-    if (req.headers.host !== undefined) h['x-forwarded-host'] = req.headers.host;
-    h['host'] = o.host === 'upstream' ? base.host : o.host === 'pass' ? (req.headers.host ?? base.host) : o.host;
+    const clientHost = requestHost(req);
+    if (clientHost !== undefined) h['x-forwarded-host'] = clientHost;
+    h['host'] = o.host === 'upstream' ? base.host : o.host === 'pass' ? (clientHost ?? base.host) : o.host;
     return h;
   };
 
@@ -110,7 +112,7 @@ export function createProxyRoute(o: ProxyRouteOptions): ProxyRoute {
       if (!res.writableFinished) ac.abort(new Error('client closed the connection'));
     };
     res.once('close', onClose);
-    const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
+    const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : hasUnframedBody(req);
     const headers = requestHeaders(req);
     if (hasBody && req.headers['content-length'] !== undefined) headers['content-length'] = req.headers['content-length'];
     const options: Dispatcher.RequestOptions = {

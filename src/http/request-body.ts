@@ -15,6 +15,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import { BodySourceError, BodyTimeoutError, BodyTooLargeError, type GatewayError } from '../errors.js';
 import type { MemoryBudget } from './memory-budget.js';
+import { hasUnframedBody } from './wire.js';
 import { TempFile } from './temp-file.js';
 
 /** A body ready for FCGI_STDIN. */
@@ -74,7 +75,7 @@ export function prepareBody(req: IncomingMessage, limits: BodyLimits): PreparedB
     if (!limits.requestBuffering) return { body: req, contentLength: len, streamed: true, cleanup: NOTHING };
     return collect(req, limits, len);
   }
-  if (req.headers['transfer-encoding'] === undefined) return NO_BODY;
+  if (!hasUnframedBody(req)) return NO_BODY;
   return collect(req, limits, null);
 }
 

@@ -5,12 +5,11 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { STATUS_CODES } from 'node:http';
-import type { Socket } from 'node:net';
 import { type CgiHead, CgiHeadParser } from '../cgi/response-head.js';
 import { CgiHeadInvalidError, type GatewayError, statusFor, UpstreamShortBodyError, UpstreamUnavailableError } from '../errors.js';
 import type { EndRequest } from '../protocol/decoder.js';
 import type { ExchangeController, ExchangeHandler } from '../upstream/exchange.js';
-import { lingerWhenDone } from './linger.js';
+import { endAfterAnswer, isHttp2, writeHeadFlat } from './wire.js';
 import { type SpillOptions, SpillingWriter } from './response-spill.js';
 
 /** Logger shape used by the HTTP layer (pino-compatible subset). */
@@ -256,7 +255,7 @@ export class ResponseRelay implements ExchangeHandler {
     }
     const status = head.status;
     if (bodyLength >= 0 && this.#declaredLength < 0 && hasBody(status)) flat.push('Content-Length', String(bodyLength));
-    res.writeHead(status, head.reason || STATUS_CODES[status] || '', flat);
+    writeHeadFlat(this.#req, res, status, head.reason || STATUS_CODES[status] || '', flat);
   }
 
   readonly #writerEvents = {
@@ -309,11 +308,10 @@ export function sendError(res: ServerResponse, status: number, extraHeaders: Rec
   };
   if (status === 503 && !('Retry-After' in extraHeaders)) headers['Retry-After'] = '1';
   if (status === 413 || status === 400 || status === 414 || status === 431 || status === 408) {
-    headers['Connection'] = 'close';
-    // A pipelining client may still be sending: close without a reset that would eat this
-    // answer (and the earlier ones) in its receive buffer.
-    if (res.socket) lingerWhenDone(res.socket as Socket);
-    else res.once('socket', (s: Socket) => lingerWhenDone(s));
+    // HTTP/1: the connection closes after it, lingering, as a pipelining client may still be
+    // sending and a reset would eat this answer (and the earlier ones) in its receive buffer.
+    if (!isHttp2(res.req)) headers['Connection'] = 'close';
+    endAfterAnswer(res.req, res);
   }
   try {
     res.writeHead(status, headers);

@@ -4,7 +4,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import send from 'send';
-import { lingerWhenDone } from './linger.js';
+import { endAfterAnswer } from './wire.js';
 import { sendError } from './respond.js';
 import { encodePath, type Route } from './router.js';
 import type { SmallFileCache } from './small-files.js';
@@ -27,8 +27,7 @@ export function serveFile(req: IncomingMessage, res: ServerResponse, root: strin
  */
 export function drainAndReply(req: IncomingMessage, res: ServerResponse, status: number, headers: Record<string, string> = {}): void {
   if (!req.complete && (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined)) {
-    res.shouldKeepAlive = false;
-    lingerWhenDone(req.socket);
+    endAfterAnswer(req, res);
     req.resume();
   }
   sendError(res, status, headers);

@@ -117,7 +117,7 @@ describe('precedence: defaults < file < FASTCGI_GATEWAY_* < flags', () => {
   test('each level overrides the one before it, units everywhere', async () => {
     const f = file('prec.yaml', text);
     const fromFile = parse((await cli(['check-config', f])).stdout) as { headersTimeout: number; keepAliveTimeout: number; upstreams: { php: { connections: number } } };
-    assert.equal(fromFile.keepAliveTimeout, 5000, 'default');
+    assert.equal(fromFile.keepAliveTimeout, 75_000, 'default');
     assert.equal(fromFile.headersTimeout, 10_000, 'file');
     assert.equal(fromFile.upstreams.php.connections, 3);
     const env = { FASTCGI_GATEWAY_HEADERS_TIMEOUT: '20s', FASTCGI_GATEWAY_UPSTREAMS__PHP__CONNECTIONS: '7' };

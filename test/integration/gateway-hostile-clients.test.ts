@@ -248,7 +248,7 @@ describe('6: a client that never reads', () => {
     const drops = (): number => g.logs.lines.filter((l) => l['code'] === 'GW_ERR_CLIENT_SEND_TIMEOUT').length;
     await waitFor(() => drops() === 4, 'each client to be dropped, with its code logged', 20_000);
     // The server side is gone: node:http holds no connection for them any more.
-    const open = (): Promise<number> => new Promise((r) => g.gw.server.getConnections((_e, n) => r(n)));
+    const open = (): Promise<number> => new Promise((r) => g.gw.listeners[0]!.server.getConnections((_e, n) => r(n)));
     assert.equal(await open(), 0, 'no client connection left open on the server');
     // A paused socket notices nothing; once it reads, it sees the close after what it was sent.
     for (const c of clients) c.sock.resume();

@@ -62,7 +62,7 @@ test('"did you mean": near keys are suggested, unrelated ones are not', () => {
 test('config file schema: route kinds, unknown upstream names, duplicate hosts', () => {
   const site = (routes: unknown[], extra = {}) => ({ root: '/srv', routes, ...extra });
   const ok = configSchema.parse({ upstreams: { app: { servers: ['unix:/a.sock'] } }, sites: [site([{ path: '/', php: { upstream: 'app' } }])] });
-  assert.deepEqual(ok.listen, ['127.0.0.1:8080']);
+  assert.deepEqual(ok.listen, [{ address: '127.0.0.1:8080', tls: null, http2: true, mode: '0660', redirectToHttps: false }], 'a string listener is the object with defaults');
   assert.equal(ok.sites[0]!.hosts[0], '*');
   assert.equal(ok.upstreams['app']!.balance, 'least_conn');
   assert.equal(ok.sites[0]!.routes[0]!.php!.maxBodySize, 1024 ** 3);
