@@ -32,7 +32,22 @@ export { parseListen } from './server/listeners.js';
  * Options of `startGatewayServer`: the handler's, plus where and how to listen (`serverShape` in
  * config/schema.ts), plus a logger to use instead of one built from `accessLog`.
  */
-export type GatewayServerOptions = z.input<typeof serverSchema> & { readonly logger?: Logger };
+export type GatewayServerOptions = z.input<typeof serverSchema> & {
+  readonly logger?: Logger;
+  /** Remove a stale unix socket file before listening (default true; cluster workers share the primary's). */
+  readonly removeStaleSocket?: boolean;
+};
+
+/** Options of `startConfiguredServer`. */
+export interface ConfiguredServerOptions {
+  readonly logger?: Logger;
+  /** Where proxy routes read HTTP_PROXY and friends (default process.env). */
+  readonly env?: NodeJS.ProcessEnv;
+  /** See GatewayServerOptions. */
+  readonly removeStaleSocket?: boolean;
+  /** Processes sharing the upstream budgets (cluster workers): each pool holds its share. */
+  readonly workers?: number;
+}
 
 /** A running server. */
 export interface GatewayServer<H = FastCgiHandler> {
@@ -83,7 +98,7 @@ const settingsOf = (c: ServeSettings): ServeSettings => ({
 
 /** Create and start the server for one document root and one upstream (what `serve` flags mean). */
 export async function startGatewayServer(options: GatewayServerOptions): Promise<GatewayServer> {
-  const { logger: givenLogger, ...rest } = options;
+  const { logger: givenLogger, removeStaleSocket = true, ...rest } = options;
   const parsed = parseOrThrow(serverSchema, stripUndefined(rest));
   const { listen, accessLog: format, headersTimeout, keepAliveTimeout, keepAliveRequests, requestTimeout, maxRequestLine, maxHeaderLine, maxRequestHead, shutdownTimeout, maxConnections, ...handlerOptions } =
     parsed;
@@ -92,16 +107,16 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
   const labels = { site: '*', route: '/' };
   const app: ServedApp = { handle: handler, maxBodySize: () => maxBody, logs: () => true, labels: () => labels, close: () => handler.close() };
   const spec: ListenerSpec = { address: listen, tls: null, http2: false, mode: '0660', redirectToHttps: false };
-  const core = await runServer({ app, handler, settings: settingsOf(parsed), listen: [spec], maxConnections, sni: () => null, logger: givenLogger ?? null, format });
+  const core = await runServer({ app, handler, settings: settingsOf(parsed), listen: [spec], maxConnections, sni: () => null, logger: givenLogger ?? null, format, removeStaleSocket });
   return core.server;
 }
 
 /** What a configured server serves, built from a config (throws ConfigError). */
-async function buildApp(config: GatewayConfig, env: NodeJS.ProcessEnv): Promise<{ app: ServedApp; handler: GatewayHandler; sni: SniLookup }> {
+async function buildApp(config: GatewayConfig, env: NodeJS.ProcessEnv, workers: number): Promise<{ app: ServedApp; handler: GatewayHandler; sni: SniLookup }> {
   // Loaded here, not at the top: a single-root server never needs it, nor undici behind it.
   const { createGatewayHandler } = await import('./http/gateway-handler.js');
   const sni = sniLookup(config.sites);
-  const handler = createGatewayHandler(config, { serverSoftware: `fastcgi-gateway/${VERSION}`, egress: egressOf(env) });
+  const handler = createGatewayHandler(config, { serverSoftware: `fastcgi-gateway/${VERSION}`, egress: egressOf(env), workers });
   const app: ServedApp = {
     handle: handler,
     maxBodySize: (req) => handler.routeOf(req)?.maxBodySize ?? 0,
@@ -114,9 +129,10 @@ async function buildApp(config: GatewayConfig, env: NodeJS.ProcessEnv): Promise<
 }
 
 /** Create and start the server for a resolved config (config/load.ts): every site, route and listener. */
-export async function startConfiguredServer(config: GatewayConfig, options: { readonly logger?: Logger; readonly env?: NodeJS.ProcessEnv } = {}): Promise<ConfiguredServer> {
+export async function startConfiguredServer(config: GatewayConfig, options: ConfiguredServerOptions = {}): Promise<ConfiguredServer> {
   const env = options.env ?? process.env;
-  const built = await buildApp(config, env);
+  const workers = options.workers ?? 1;
+  const built = await buildApp(config, env, workers);
   const core = await runServer({
     ...built,
     settings: settingsOf(config),
@@ -124,10 +140,11 @@ export async function startConfiguredServer(config: GatewayConfig, options: { re
     maxConnections: config.maxConnections,
     logger: options.logger ?? null,
     format: config.accessLog,
+    removeStaleSocket: options.removeStaleSocket ?? true,
   });
   return Object.assign(core.server, {
     async reload(next: GatewayConfig): Promise<void> {
-      const fresh = await buildApp(next, env);
+      const fresh = await buildApp(next, env, workers);
       try {
         for (const l of core.server.listeners) l.reloadCertificate();
       } catch (err) {
@@ -148,6 +165,7 @@ interface RunOptions<H> {
   readonly sni: SniLookup;
   readonly logger: Logger | null;
   readonly format: AccessLogFormat | false;
+  readonly removeStaleSocket: boolean;
 }
 
 async function runServer<H>(o: RunOptions<H>): Promise<{ server: GatewayServer<H>; swap(app: ServedApp, handler: H, sni: SniLookup, settings: ServeSettings): void }> {
@@ -186,7 +204,7 @@ async function runServer<H>(o: RunOptions<H>): Promise<{ server: GatewayServer<H
   const listeners: Listener[] = [];
   try {
     for (const spec of o.listen) {
-      listeners.push(await openListener(spec, { redirectToHttps: redirectPort(spec, o.listen) }, sink, { removeStaleSocket: true }));
+      listeners.push(await openListener(spec, { redirectToHttps: redirectPort(spec, o.listen) }, sink, { removeStaleSocket: o.removeStaleSocket }));
     }
   } catch (err) {
     for (const l of listeners) l.server.close();

@@ -10,7 +10,7 @@ import type { CliIo } from './common.js';
 import { CliError, ExitCode, describeFailure, exitCodeFor } from './exit-codes.js';
 import { pingCommand } from './ping.js';
 import { runCommand } from './run.js';
-import { checkConfigCommand, serveCommand } from './serve.js';
+import { checkConfigCommand, reloadCommand, serveCommand } from './serve.js';
 import { type StatusFormat, STATUS_FORMATS } from './status-format.js';
 import { statusCommand } from './status.js';
 import { VERSION } from '../version.js';
@@ -155,6 +155,8 @@ export async function runCli(argv: readonly string[], env: CliEnv): Promise<numb
           .option('trusted-proxy', { type: 'string', describe: 'peer address whose X-Forwarded-For/-Proto are believed (repeatable)' })
           .option('param', { type: 'string', describe: 'extra CGI param NAME=VALUE for every request (repeatable; may set PHP_VALUE)' })
           .option('server-name', { type: 'string', describe: 'SERVER_NAME (default: the Host header without port)' })
+          .option('workers', { alias: 'w', type: 'string', describe: 'worker processes sharing the listeners: N or auto (one per core; default 1, or the config\'s workers)' })
+          .option('pid-file', { type: 'string', describe: 'write the pid here (for `fastcgi-gateway reload` and init systems); removed on exit' })
           .example('$0 serve --config conf/minimal.yaml', '')
           .example('$0 serve -r public -u unix:/run/php/php8.2-fpm.sock', '')
           .example('$0 serve -r /srv/app/public -u 127.0.0.1:9000 -l 0.0.0.0:8080 -c 8 --log json', ''),
@@ -177,10 +179,18 @@ export async function runCli(argv: readonly string[], env: CliEnv): Promise<numb
               trustedProxy: list(a.trustedProxy),
               param: list(a.param),
               serverName: a.serverName,
+              workers: a.workers,
+              pidFile: a.pidFile,
             },
             env,
           ),
         ),
+    )
+    .command(
+      'reload',
+      'ask a running `serve` to re-read its config file (SIGHUP): workers are replaced one by one, an invalid config is refused',
+      (y) => y.option('pid-file', { type: 'string', demandOption: true, describe: 'the pid file `serve --pid-file` wrote' }).example('$0 reload --pid-file /run/fastcgi-gateway.pid', ''),
+      (a) => guard(async () => reloadCommand({ pidFile: a.pidFile }, env)),
     )
     .command(
       'check-config <file>',
@@ -192,7 +202,7 @@ export async function runCli(argv: readonly string[], env: CliEnv): Promise<numb
           .example('$0 check-config conf/production.yaml', ''),
       (a) => guard(async () => checkConfigCommand({ file: a.file, set: list(a.set) }, env)),
     )
-    .demandCommand(1, 'choose a command: serve, check-config, status, ping or run')
+    .demandCommand(1, 'choose a command: serve, reload, check-config, status, ping or run')
     .strict()
     .parserConfiguration({ 'parse-positional-numbers': false })
     .help()

@@ -5,13 +5,15 @@
  * with one site and one php route. Runs until SIGINT/SIGTERM, then closes gracefully (running
  * requests finish).
  */
-import { statSync } from 'node:fs';
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { stringify } from 'yaml';
 import { resolve } from 'node:path';
 import { type ConfigOverride, envOverrides, loadConfigFile, peekConfigFile, setOverride } from '../config/load.js';
 import type { GatewayConfig } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
 import { type GatewayServer, type GatewayServerOptions, startConfiguredServer, startGatewayServer } from '../server.js';
+import { startPrimary } from '../server/cluster.js';
 import type { CliIo } from './common.js';
 
 /** Flags of `serve`, as yargs hands them over. */
@@ -31,6 +33,8 @@ export interface ServeArgs {
   readonly trustedProxy?: readonly string[] | undefined;
   readonly param?: readonly string[] | undefined;
   readonly serverName?: string | undefined;
+  readonly workers?: string | number | undefined;
+  readonly pidFile?: string | undefined;
 }
 
 /** Flags that describe the one site of flag mode; with --config they belong in the file. */
@@ -93,35 +97,117 @@ export function configFromArgs(args: ServeArgs, cwd: string, env: NodeJS.Process
   return loadConfigFile(file, { env: envOverrides(env, peekConfigFile(file)), flags });
 }
 
-/** Run the server until a signal; resolves to the exit code. */
+/** `--workers N|auto` (or the config's `workers`) → a process count. */
+export function workerCount(value: string | number | undefined): number {
+  if (value === undefined) return 1;
+  if (value === 'auto') return availableParallelism();
+  const n = typeof value === 'number' ? value : /^\d+$/.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isInteger(n) || n < 1) throw new ConfigError(`--workers ${JSON.stringify(value)} must be a number ≥ 1 or "auto"`);
+  return n;
+}
+
+/**
+ * Run the server until SIGINT/SIGTERM; resolves to the exit code. SIGHUP re-reads the config
+ * file: with workers, they are replaced one by one; in one process, the handler is swapped in
+ * place. An invalid config is refused and the running one keeps serving.
+ */
 export async function serveCommand(
   args: ServeArgs,
   env: CliIo & { readonly cwd: string; readonly env?: NodeJS.ProcessEnv },
   signals: NodeJS.EventEmitter = process,
 ): Promise<number> {
   const isTty = (env.stdout as { isTTY?: boolean }).isTTY === true;
-  let gw: GatewayServer<unknown>;
-  if (args.config !== undefined) {
-    const config = configFromArgs(args, env.cwd, env.env ?? process.env, isTty);
-    gw = await startConfiguredServer(config);
-    const sites = config.sites.length;
-    env.stderr.write(`fastcgi-gateway: serving ${sites} site${sites === 1 ? '' : 's'} from ${args.config} on ${gw.urls.join(', ')}\n`);
-  } else {
-    const options = serveOptions(args, env.cwd, isTty);
-    gw = await startGatewayServer(options);
-    env.stderr.write(`fastcgi-gateway: serving ${options.root} on ${gw.url} via ${args.upstream}\n`);
+  const vars = env.env ?? process.env;
+  const say = (line: string): void => void env.stderr.write(`fastcgi-gateway: ${line}\n`);
+  const readConfig = (): GatewayConfig => configFromArgs(args, env.cwd, vars, isTty);
+  const config = args.config !== undefined ? readConfig() : null;
+  const options = config === null ? serveOptions(args, env.cwd, isTty) : null;
+  const workers = workerCount(args.workers ?? config?.workers);
+  const serving = (urls: readonly string[]): string =>
+    config !== null ? `serving ${config.sites.length} site${config.sites.length === 1 ? '' : 's'} from ${args.config} on ${urls.join(', ')}` : `serving ${options!.root} on ${urls.join(', ')} via ${args.upstream}`;
+  // SIGHUP's default action ends the process: take it over before anything starts, and keep a
+  // reload asked for during startup until there is something to reload.
+  let onReload: (() => Promise<unknown>) | null = null;
+  let reloading: Promise<unknown> = Promise.resolve();
+  let hupEarly = false;
+  const onHup = (): void => {
+    if (onReload === null) hupEarly = true;
+    else reloading = reloading.then(onReload);
+  };
+  signals.on('SIGHUP', onHup);
+  const pidFile = args.pidFile !== undefined ? resolve(env.cwd, args.pidFile) : null;
+  if (pidFile !== null) writeFileSync(pidFile, `${process.pid}\n`);
+  try {
+    if (workers > 1) {
+      const primary = await startPrimary({
+        workers,
+        plan: () => (args.config !== undefined ? { kind: 'config', config: readConfig() } : { kind: 'flat', options: options! }),
+        say,
+        signals,
+      });
+      say(`${serving(primary.urls)} with ${workers} workers (pids ${primary.pids().join(', ')})`);
+      onReload = () => primary.reload();
+      if (hupEarly) onHup();
+      await primary.done;
+      say('stopped: every worker drained and exited');
+      return 0;
+    }
+    let gw: GatewayServer<unknown>;
+    if (config !== null) {
+      const configured = await startConfiguredServer(config);
+      gw = configured;
+      onReload = async () => {
+        let next: GatewayConfig;
+        try {
+          next = readConfig();
+          await configured.reload(next);
+        } catch (err) {
+          say(`reload refused, the running config keeps serving: ${(err as Error).message}`);
+          return;
+        }
+        say('reloaded: new requests get the new config');
+      };
+    } else {
+      gw = await startGatewayServer(options!);
+      onReload = async () => say('SIGHUP: nothing to re-read without --config');
+    }
+    say(serving(gw.urls));
+    if (hupEarly) onHup();
+    await new Promise<void>((done) => {
+      const stop = (): void => {
+        signals.removeListener('SIGINT', stop);
+        signals.removeListener('SIGTERM', stop);
+        done();
+      };
+      signals.on('SIGINT', stop);
+      signals.on('SIGTERM', stop);
+    });
+    say('shutting down, letting running requests finish');
+    await reloading;
+    await gw.close();
+    return 0;
+  } finally {
+    signals.removeListener('SIGHUP', onHup);
+    if (pidFile !== null) rmSync(pidFile, { force: true });
   }
-  await new Promise<void>((done) => {
-    const stop = (): void => {
-      signals.removeListener('SIGINT', stop);
-      signals.removeListener('SIGTERM', stop);
-      done();
-    };
-    signals.on('SIGINT', stop);
-    signals.on('SIGTERM', stop);
-  });
-  env.stderr.write('fastcgi-gateway: shutting down, letting running requests finish\n');
-  await gw.close();
+}
+
+/** `reload --pid-file FILE`: send SIGHUP to the serve process that wrote it. */
+export function reloadCommand(args: { readonly pidFile: string }, env: CliIo & { readonly cwd: string }): number {
+  const file = resolve(env.cwd, args.pidFile);
+  let pid: number;
+  try {
+    pid = Number(readFileSync(file, 'utf8').trim());
+  } catch (err) {
+    throw new ConfigError(`cannot read pid file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  if (!Number.isInteger(pid) || pid <= 1) throw new ConfigError(`pid file ${file} does not hold a pid`);
+  try {
+    process.kill(pid, 'SIGHUP');
+  } catch (err) {
+    throw new ConfigError(`cannot signal pid ${pid} from ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  env.stderr.write(`fastcgi-gateway: asked pid ${pid} to reload its config\n`);
   return 0;
 }
 

@@ -18,7 +18,7 @@ import { isRejection } from '../cgi/uri.js';
 import { type GatewayConfig, isInlineAddress, type RouteConfig, type SiteConfig } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
 import { type FastCgiUpstream, UpstreamGroup } from '../upstream/group.js';
-import { ConnectionPool } from '../upstream/pool.js';
+import { ConnectionPool, POOL_DEFAULTS } from '../upstream/pool.js';
 import { createFastCgiHandler } from './handler.js';
 import { MemoryBudget } from './memory-budget.js';
 import { type LoggerLike, NO_LOG } from './respond.js';
@@ -82,15 +82,23 @@ export interface GatewayHandlerDeps {
   readonly serverSoftware?: string;
   /** Egress HTTP proxy for proxy routes (HTTP_PROXY, HTTPS_PROXY, NO_PROXY, read by the caller). */
   readonly egress?: EgressProxy;
+  /**
+   * Processes serving this config side by side (cluster workers, default 1). Each pool holds
+   * its share of the upstream's `connections` (at least 1), so that all of them together stay
+   * within the budget (php-fpm's pm.max_children).
+   */
+  readonly workers?: number;
 }
 
 /** Create the handler of a resolved config (config/load.ts). Throws ConfigError. */
 export function createGatewayHandler(config: GatewayConfig, deps: GatewayHandlerDeps = {}): GatewayHandler {
   const budget = new MemoryBudget(config.memoryBudget);
+  const share = (connections: number): number => Math.max(1, Math.floor(connections / (deps.workers ?? 1)));
   const tmpDir = config.tmpDir || tmpdir();
   const pools = new Map<string, FastCgiUpstream>();
   for (const [name, up] of Object.entries(config.upstreams)) {
-    const { servers, balance, maxFails, failTimeout, health, statusPath: _scrapedByMetrics, ...poolOptions } = up;
+    const { servers, balance, maxFails, failTimeout, health, statusPath: _scrapedByMetrics, ...own } = up;
+    const poolOptions = { ...own, connections: share(own.connections) };
     const list = servers.map((s) => (typeof s === 'string' ? { address: s, weight: 1 } : s));
     if (list.length === 1 && health === null) pools.set(name, new ConnectionPool(list[0]!.address, poolOptions));
     else pools.set(name, new UpstreamGroup(list, { name, balance, maxFails, failTimeout, health, pool: poolOptions }));
@@ -98,7 +106,7 @@ export function createGatewayHandler(config: GatewayConfig, deps: GatewayHandler
   const poolFor = (ref: string): FastCgiUpstream => {
     let p = pools.get(ref);
     if (p === undefined && isInlineAddress(ref)) {
-      p = new ConnectionPool(ref);
+      p = new ConnectionPool(ref, { connections: share(POOL_DEFAULTS.connections) });
       pools.set(ref, p);
     }
     if (p === undefined) throw new ConfigError(`no upstream named ${JSON.stringify(ref)}`);

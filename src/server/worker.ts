@@ -1,0 +1,71 @@
+/**
+ * A cluster worker (see cluster.ts): waits for its plan, serves it, drains on 'stop'.
+ *
+ * Ctrl-C reaches the whole process group: a worker leaves SIGINT to the primary, which stops
+ * the workers in order. A SIGTERM sent to the worker itself, or the primary's disappearance,
+ * drains this worker and ends it.
+ */
+import type { Logger } from 'pino';
+import { createLogger } from '../logging/access-log.js';
+import { type GatewayServer, startConfiguredServer, startGatewayServer } from '../server.js';
+import { type FromWorker, shareOf, type ToWorker, type WorkerPlan } from './cluster.js';
+
+/** The plan with this worker's share of each per-gateway budget. */
+export function workerShare(plan: WorkerPlan, workers: number): WorkerPlan {
+  if (plan.kind === 'flat') {
+    const o = plan.options;
+    return { kind: 'flat', options: { ...o, pool: { ...o.pool, connections: shareOf(o.pool?.connections ?? 4, workers) }, ...(o.maxConnections !== undefined ? { maxConnections: Math.ceil(o.maxConnections / workers) } : {}) } };
+  }
+  // Upstream connections are divided by the handler (`workers`), inline addresses included.
+  const c = plan.config;
+  return { kind: 'config', config: { ...c, maxConnections: Math.ceil(c.maxConnections / workers) } };
+}
+
+let server: GatewayServer<unknown> | null = null;
+let logger: Logger | null = null;
+let draining = false;
+
+const send = (m: FromWorker): void => {
+  if (process.connected) process.send!(m);
+};
+
+const drainAndExit = (): void => {
+  const flushed = (): Promise<void> => new Promise((r) => (logger ? logger.flush(() => r()) : r()));
+  if (draining) return;
+  draining = true;
+  void (server?.close() ?? Promise.resolve()).then(
+    () => flushed().then(() => process.exit(0)),
+    () => flushed().then(() => process.exit(1)),
+  );
+};
+
+process.on('SIGINT', () => {});
+process.on('SIGTERM', drainAndExit);
+process.on('disconnect', drainAndExit);
+process.on('message', (m: ToWorker) => {
+  if (m.type === 'stop') {
+    drainAndExit();
+    return;
+  }
+  if (m.type !== 'start' || server !== null) return;
+  const plan = workerShare(m.plan, m.workers);
+  // Each access-log line says which worker answered.
+  const format = plan.kind === 'config' ? plan.config.accessLog : (plan.options.accessLog ?? 'json');
+  logger = format === false ? null : createLogger(format).child({ worker: process.pid });
+  const withLogger = logger === null ? {} : { logger };
+  const started =
+    plan.kind === 'config'
+      ? startConfiguredServer(plan.config, { removeStaleSocket: false, workers: m.workers, ...withLogger })
+      : startGatewayServer({ ...plan.options, removeStaleSocket: false, ...withLogger });
+  started.then(
+    (s) => {
+      server = s;
+      send({ type: 'ready', urls: s.urls });
+    },
+    (err: Error) => {
+      send({ type: 'failed', message: err.message });
+      process.exit(1);
+    },
+  );
+});
+send({ type: 'hello' });
