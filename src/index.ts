@@ -60,7 +60,7 @@ export { buildCgiParams, collectHeaders, type CgiRequestInfo, type ScriptTarget 
 export { parseRequestTarget, normalizePath, splitScriptPath } from './cgi/uri.js';
 export type { HandlerOptions, SendfileOptions } from './config/options.js';
 export { createFastCgiHandler, type FastCgiHandler } from './http/handler.js';
-export { startGatewayServer, startConfiguredServer, type GatewayServerOptions, type GatewayServer } from './server.js';
+export { startGatewayServer, startConfiguredServer, type GatewayServerOptions, type GatewayServer, type ConfiguredServer, type ConfiguredServerOptions } from './server.js';
 export { createGatewayHandler, type GatewayHandler, type GatewayHandlerDeps } from './http/gateway-handler.js';
 export { UpstreamGroup, type FastCgiUpstream, type GroupOptions, type MemberState } from './upstream/group.js';
 export { resolveConfig, loadConfigFile, envOverrides, setOverride, formatIssue, type ConfigSources, type ConfigOverride } from './config/load.js';

@@ -24,6 +24,9 @@ import { applyHttp1Settings, createHttp1Server } from './server/http1.js';
 import { createHttp2Engine } from './server/http2.js';
 import { type Listener, type ListenerSpec, openListener, redirectPort } from './server/listeners.js';
 import { type SniLookup, sniLookup } from './server/tls.js';
+import { type AdminServer, startAdmin } from './server/admin.js';
+import type { GatewayMetrics } from './server/metrics.js';
+import { checkReadiness, healthOf, type ReadinessReport } from './server/readiness.js';
 import { VERSION } from './version.js';
 
 export { parseListen } from './server/listeners.js';
@@ -47,6 +50,13 @@ export interface ConfiguredServerOptions {
   readonly removeStaleSocket?: boolean;
   /** Processes sharing the upstream budgets (cluster workers): each pool holds its share. */
   readonly workers?: number;
+  /**
+   * Open the admin listener when the config has one (default true). A cluster worker collects
+   * metrics but leaves the listener to its primary.
+   */
+  readonly adminListener?: boolean;
+  /** Scrape php-fpm status pages for /metrics (default true; one worker of a cluster does). */
+  readonly scrapesFpm?: boolean;
 }
 
 /** A running server. */
@@ -67,6 +77,12 @@ export interface GatewayServer<H = FastCgiHandler> {
 
 /** A server started from a config, which a reload can change in place. */
 export interface ConfiguredServer extends GatewayServer<GatewayHandler> {
+  /** Metrics, when the config has an admin listener (null: none collected). */
+  readonly metrics: GatewayMetrics | null;
+  /** The admin listener's URL, when this process opened it. */
+  readonly adminUrl: string | null;
+  /** Check every upstream as /readyz does. */
+  readiness(): Promise<ReadinessReport>;
   /**
    * Serve `config` from now on: new requests get the new handler, running ones finish on the
    * old one (whose pools then close), certificates are read again. Listeners stay as they are
@@ -133,8 +149,17 @@ export async function startConfiguredServer(config: GatewayConfig, options: Conf
   const env = options.env ?? process.env;
   const workers = options.workers ?? 1;
   const built = await buildApp(config, env, workers);
+  let current = config;
+  let server: GatewayServer<GatewayHandler> | null = null;
+  // prom-client is loaded only when there are metrics to serve.
+  const metrics =
+    config.admin === null
+      ? null
+      : (await import('./server/metrics.js')).createMetrics({ pools: () => (server ?? built).handler.pools, statusPaths: () => new Map(Object.entries(current.upstreams).map(([name, u]) => [name, u.statusPath])), scrapesFpm: options.scrapesFpm ?? true });
+  const readiness = (): Promise<ReadinessReport> => checkReadiness((server ?? built).handler.pools, healthOf(current));
   const core = await runServer({
     ...built,
+    observe: metrics?.observe ?? null,
     settings: settingsOf(config),
     listen: config.listen,
     maxConnections: config.maxConnections,
@@ -142,7 +167,25 @@ export async function startConfiguredServer(config: GatewayConfig, options: Conf
     format: config.accessLog,
     removeStaleSocket: options.removeStaleSocket ?? true,
   });
+  server = core.server;
+  let admin: AdminServer | null = null;
+  if (config.admin !== null && metrics !== null && options.adminListener !== false) {
+    const registry = metrics.registry;
+    try {
+      admin = await startAdmin(config.admin.listen, { metrics: async () => ({ contentType: registry.contentType, body: await registry.metrics() }), ready: readiness });
+    } catch (err) {
+      await core.server.close();
+      throw err;
+    }
+  }
+  const closeServer = core.server.close;
   return Object.assign(core.server, {
+    metrics,
+    adminUrl: admin?.url ?? null,
+    readiness,
+    close: async () => {
+      await Promise.all([closeServer(), admin?.close()]);
+    },
     async reload(next: GatewayConfig): Promise<void> {
       const fresh = await buildApp(next, env, workers);
       try {
@@ -152,6 +195,7 @@ export async function startConfiguredServer(config: GatewayConfig, options: Conf
         throw err;
       }
       core.swap(fresh.app, fresh.handler, fresh.sni, settingsOf(next));
+      current = next;
     },
   });
 }
@@ -166,6 +210,7 @@ interface RunOptions<H> {
   readonly logger: Logger | null;
   readonly format: AccessLogFormat | false;
   readonly removeStaleSocket: boolean;
+  readonly observe?: ServeContext['observe'];
 }
 
 async function runServer<H>(o: RunOptions<H>): Promise<{ server: GatewayServer<H>; swap(app: ServedApp, handler: H, sni: SniLookup, settings: ServeSettings): void }> {
@@ -175,7 +220,7 @@ async function runServer<H>(o: RunOptions<H>): Promise<{ server: GatewayServer<H
     settings: o.settings,
     accessLog: logger ? createAccessLog(logger) : null,
     closing: false,
-    observe: null,
+    observe: o.observe ?? null,
   };
   let handler = o.handler;
   let sni = o.sni;

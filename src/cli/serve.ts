@@ -12,7 +12,7 @@ import { resolve } from 'node:path';
 import { type ConfigOverride, envOverrides, loadConfigFile, peekConfigFile, setOverride } from '../config/load.js';
 import type { GatewayConfig } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
-import { type GatewayServer, type GatewayServerOptions, startConfiguredServer, startGatewayServer } from '../server.js';
+import { type ConfiguredServer, type GatewayServer, type GatewayServerOptions, startConfiguredServer, startGatewayServer } from '../server.js';
 import { startPrimary } from '../server/cluster.js';
 import type { CliIo } from './common.js';
 
@@ -146,6 +146,7 @@ export async function serveCommand(
         signals,
       });
       say(`${serving(primary.urls)} with ${workers} workers (pids ${primary.pids().join(', ')})`);
+      if (primary.adminUrl !== null) say(`admin listener on ${primary.adminUrl} (/healthz, /readyz, /metrics)`);
       onReload = () => primary.reload();
       if (hupEarly) onHup();
       await primary.done;
@@ -172,6 +173,8 @@ export async function serveCommand(
       onReload = async () => say('SIGHUP: nothing to re-read without --config');
     }
     say(serving(gw.urls));
+    const adminUrl = (gw as Partial<ConfiguredServer>).adminUrl ?? null;
+    if (adminUrl !== null) say(`admin listener on ${adminUrl} (/healthz, /readyz, /metrics)`);
     if (hupEarly) onHup();
     await new Promise<void>((done) => {
       const stop = (): void => {

@@ -58,6 +58,8 @@ export interface HandlerDeps {
 /** What the access log reads from a response. */
 export interface GatewayResponseInfo {
   upstreamTiming?: UpstreamTiming;
+  /** Request body bytes sent upstream (for metrics). */
+  requestBodyBytes?: number;
 }
 
 /** Create the handler. Throws ConfigError for bad options. */
@@ -177,7 +179,9 @@ export function createFastCgiHandler(options: HandlerOptions, deps: HandlerDeps 
     };
     if (o.sendfile) hooks.sendfile = (head) => trySendfile(req, res, head, log);
     const relay = new ResponseRelay(req, res, log, relayOptions, hooks);
-    (res as ServerResponse & GatewayResponseInfo).upstreamTiming = relay.timing;
+    const resInfo = res as ServerResponse & GatewayResponseInfo;
+    resInfo.upstreamTiming = relay.timing;
+    resInfo.requestBodyBytes = prepared.contentLength ?? 0;
     let controller: ReturnType<FastCgiUpstream['dispatch']>;
     try {
       controller = pool.dispatch({ params, body: prepared.body, bodyTimeout: prepared.streamed ? o.clientBodyTimeout : 0 }, relay);

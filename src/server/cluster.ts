@@ -16,13 +16,23 @@ import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { GatewayConfig } from '../config/schema.js';
 import type { GatewayServerOptions } from '../server.js';
+import { type AdminServer, startAdmin } from './admin.js';
+import type { ReadinessReport } from './readiness.js';
 
 /** What a worker serves: a resolved config, or the one-site options of `serve` flags. */
 export type WorkerPlan = { readonly kind: 'config'; readonly config: GatewayConfig } | { readonly kind: 'flat'; readonly options: Omit<GatewayServerOptions, 'logger'> };
 
 /** Messages between the primary and its workers. */
-export type ToWorker = { readonly type: 'start'; readonly plan: WorkerPlan; readonly workers: number } | { readonly type: 'stop' };
-export type FromWorker = { readonly type: 'hello' } | { readonly type: 'ready'; readonly urls: readonly string[] } | { readonly type: 'failed'; readonly message: string };
+export type ToWorker =
+  | { readonly type: 'start'; readonly plan: WorkerPlan; readonly workers: number }
+  | { readonly type: 'stop' }
+  /** For the primary's admin listener: the worker's metrics (prom-client JSON) or readiness. */
+  | { readonly type: 'ask'; readonly id: number; readonly what: 'metrics' | 'readyz' };
+export type FromWorker =
+  | { readonly type: 'hello' }
+  | { readonly type: 'ready'; readonly urls: readonly string[] }
+  | { readonly type: 'failed'; readonly message: string }
+  | { readonly type: 'answer'; readonly id: number; readonly data: unknown; readonly error?: string };
 
 /** One share of a per-gateway budget: at least 1, and the shares never sum past the budget when it allows one each. */
 export function shareOf(total: number, workers: number): number {
@@ -53,12 +63,18 @@ export interface Primary {
   pids(): number[];
   /** Re-read the plan and roll the workers; resolves to false when the plan was refused. */
   reload(): Promise<boolean>;
+  /** Ask every serving worker (metrics) or one (readyz); workers that do not answer in time are left out. */
+  ask(what: 'metrics' | 'readyz', one?: boolean): Promise<unknown[]>;
+  /** The admin listener's URL, when the config has one. */
+  readonly adminUrl: string | null;
   /** Stop every worker (each drains first); resolves once all have exited. */
   stop(): Promise<void>;
   /** Resolves once stopped (by stop() or a signal). */
   readonly done: Promise<void>;
 }
 
+/** How long a worker may take to answer the primary's admin listener. */
+const ASK_TIMEOUT = 5000;
 const BACKOFF_MIN = 100;
 const BACKOFF_MAX = 10_000;
 /** A worker that lived this long resets its slot's backoff. */
@@ -155,6 +171,47 @@ export async function startPrimary(o: PrimaryOptions): Promise<Primary> {
     throw err;
   }
 
+  let nextAsk = 1;
+  const askOne = (w: Worker, what: 'metrics' | 'readyz'): Promise<unknown> =>
+    new Promise((resolve, reject) => {
+      const id = nextAsk++;
+      const timer = setTimeout(() => {
+        w.removeListener('message', onAnswer);
+        reject(new Error(`worker ${w.process.pid} did not answer ${what} in time`));
+      }, ASK_TIMEOUT);
+      const onAnswer = (m: FromWorker): void => {
+        if (m.type !== 'answer' || m.id !== id) return;
+        clearTimeout(timer);
+        w.removeListener('message', onAnswer);
+        if (m.error !== undefined) reject(new Error(m.error));
+        else resolve(m.data);
+      };
+      w.on('message', onAnswer);
+      w.send({ type: 'ask', id, what } satisfies ToWorker);
+    });
+  const ask = async (what: 'metrics' | 'readyz', one = false): Promise<unknown[]> => {
+    const live = slots.filter((w): w is Worker => w?.isConnected() === true);
+    const asked = one ? live.slice(0, 1) : live;
+    const answers = await Promise.allSettled(asked.map((w) => askOne(w, what)));
+    return answers.flatMap((a) => (a.status === 'fulfilled' ? [a.value] : []));
+  };
+
+  let admin: AdminServer | null = null;
+  if (plan.kind === 'config' && plan.config.admin !== null) {
+    admin = await startAdmin(plan.config.admin.listen, {
+      // Loaded only here: a primary without an admin listener never needs prom-client.
+      metrics: async () => {
+        const { AggregatorRegistry } = await import('prom-client');
+        const registry = AggregatorRegistry.aggregate((await ask('metrics')) as Parameters<typeof AggregatorRegistry.aggregate>[0]);
+        return { contentType: registry.contentType, body: await registry.metrics() };
+      },
+      ready: async () => {
+        const [report] = (await ask('readyz', true)) as ReadinessReport[];
+        return report ?? { ready: false, upstreams: [] };
+      },
+    });
+  }
+
   let rolling: Promise<boolean> | null = null;
   const reload = (): Promise<boolean> => {
     if (rolling !== null) return rolling;
@@ -203,7 +260,9 @@ export async function startPrimary(o: PrimaryOptions): Promise<Primary> {
             }
           }),
       ),
-    ).then(() => resolveDone());
+    )
+      .then(() => admin?.close())
+      .then(() => resolveDone());
     return stopped;
   };
 
@@ -222,6 +281,8 @@ export async function startPrimary(o: PrimaryOptions): Promise<Primary> {
     },
     pids: () => slots.filter((w): w is Worker => w !== null).map((w) => w.process.pid!),
     reload,
+    ask,
+    adminUrl: admin?.url ?? null,
     stop,
     done,
   };

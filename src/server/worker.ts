@@ -7,7 +7,7 @@
  */
 import type { Logger } from 'pino';
 import { createLogger } from '../logging/access-log.js';
-import { type GatewayServer, startConfiguredServer, startGatewayServer } from '../server.js';
+import { type ConfiguredServer, type GatewayServer, startConfiguredServer, startGatewayServer } from '../server.js';
 import { type FromWorker, shareOf, type ToWorker, type WorkerPlan } from './cluster.js';
 
 /** The plan with this worker's share of each per-gateway budget. */
@@ -47,6 +47,15 @@ process.on('message', (m: ToWorker) => {
     drainAndExit();
     return;
   }
+  if (m.type === 'ask') {
+    const s = server as ConfiguredServer | null;
+    const work = m.what === 'metrics' ? (s?.metrics?.registry.getMetricsAsJSON() ?? Promise.resolve([])) : s !== null && 'readiness' in s ? s.readiness() : Promise.resolve({ ready: false, upstreams: [] });
+    work.then(
+      (data) => send({ type: 'answer', id: m.id, data }),
+      (err: Error) => send({ type: 'answer', id: m.id, data: null, error: err.message }),
+    );
+    return;
+  }
   if (m.type !== 'start' || server !== null) return;
   const plan = workerShare(m.plan, m.workers);
   // Each access-log line says which worker answered.
@@ -55,7 +64,15 @@ process.on('message', (m: ToWorker) => {
   const withLogger = logger === null ? {} : { logger };
   const started =
     plan.kind === 'config'
-      ? startConfiguredServer(plan.config, { removeStaleSocket: false, workers: m.workers, ...withLogger })
+      ? startConfiguredServer(plan.config, {
+          removeStaleSocket: false,
+          workers: m.workers,
+          // The primary serves the admin listener from every worker's metrics; one worker
+          // scrapes php-fpm's status, so that a cluster scrapes each pool once.
+          adminListener: false,
+          scrapesFpm: process.env['FASTCGI_GATEWAY_WORKER_SLOT'] === '0',
+          ...withLogger,
+        })
       : startGatewayServer({ ...plan.options, removeStaleSocket: false, ...withLogger });
   started.then(
     (s) => {

@@ -114,7 +114,7 @@ export class Exchange implements ExchangeController {
   /** When the exchange entered the pool's wait queue (performance.now()). */
   queuedAt = 0;
   /** Called once when the exchange settles (pool counters). */
-  onSettled: ((ok: boolean) => void) | null = null;
+  onSettled: ((ok: boolean, err: GatewayError | null) => void) | null = null;
   /** Set by the pool: removes a queued exchange from its queue. */
   onAbortQueued: ((ex: Exchange) => void) | null = null;
   readonly #signal: AbortSignal | undefined;
@@ -410,11 +410,11 @@ export class Exchange implements ExchangeController {
 
   /** Finish with an error. */
   fail(err: GatewayError): void {
-    if (!this.#settle(false)) return;
+    if (!this.#settle(false, err)) return;
     this.handler.onError(err);
   }
 
-  #settle(ok: boolean): boolean {
+  #settle(ok: boolean, err: GatewayError | null = null): boolean {
     if (this.#state === STATE_DONE) return false;
     this.#state = STATE_DONE;
     this.#replay = null;
@@ -422,7 +422,7 @@ export class Exchange implements ExchangeController {
     this.#detachStream();
     if (this.#onSignal && this.#signal) this.#signal.removeEventListener('abort', this.#onSignal);
     this.#onSignal = null;
-    this.onSettled?.(ok);
+    this.onSettled?.(ok, err);
     return true;
   }
 }

@@ -88,6 +88,7 @@ export class UpstreamGroup implements FastCgiUpstream {
   readonly #o: GroupOptions;
   readonly #now: () => number;
   #healthTimer: NodeJS.Timeout | null = null;
+  #failovers = 0;
   #closed = false;
 
   constructor(servers: readonly GroupServer[], options: GroupOptions) {
@@ -119,8 +120,22 @@ export class UpstreamGroup implements FastCgiUpstream {
       failed: sum('failed'),
       connects: sum('connects'),
       retries: sum('retries'),
+      connectErrors: sum('connectErrors'),
+      timeouts: sum('timeouts'),
+      queueWaitMs: sum('queueWaitMs'),
+      queueWaits: sum('queueWaits'),
       responder: null,
     };
+  }
+
+  /** Each server's own pool, in config order (for its php-fpm status and ping pages). */
+  get pools(): readonly ConnectionPool[] {
+    return this.#members.map((m) => m.pool);
+  }
+
+  /** Requests moved to another server after a failed connect. */
+  get failovers(): number {
+    return this.#failovers;
   }
 
   /** One snapshot per server, in config order. */
@@ -202,7 +217,10 @@ export class UpstreamGroup implements FastCgiUpstream {
           }
           const next = this.#pick(tried);
           if (next === null) handler.onError(new UpstreamUnavailableError(this.#o.name, this.#retryAfter(), { cause: err }));
-          else attempt(next);
+          else {
+            this.#failovers++;
+            attempt(next);
+          }
         },
       });
     };

@@ -58,6 +58,13 @@ export interface PoolStats {
   readonly connects: number;
   /** Requests retried on a fresh socket after a stale one failed. */
   readonly retries: number;
+  /** Connects that failed (refused, timed out, …). */
+  readonly connectErrors: number;
+  /** Requests that ended with a timeout (connect, read, write, queue). */
+  readonly timeouts: number;
+  /** Time requests spent waiting for a connection, in ms, and how many waited. */
+  readonly queueWaitMs: number;
+  readonly queueWaits: number;
   /** What the responder reported to FCGI_GET_VALUES, when probed. */
   readonly responder: ResponderValues | null;
 }
@@ -96,6 +103,10 @@ export class ConnectionPool implements ConnectionOwner {
   #failed = 0;
   #connects = 0;
   #retries = 0;
+  #connectErrors = 0;
+  #timedOut = 0;
+  #queueWaitMs = 0;
+  #queueWaits = 0;
 
   constructor(address: string | UpstreamAddress, options: PoolOptions = {}) {
     this.address = typeof address === 'string' ? parseAddress(address) : address;
@@ -124,6 +135,10 @@ export class ConnectionPool implements ConnectionOwner {
       failed: this.#failed,
       connects: this.#connects,
       retries: this.#retries,
+      connectErrors: this.#connectErrors,
+      timeouts: this.#timedOut,
+      queueWaitMs: this.#queueWaitMs,
+      queueWaits: this.#queueWaits,
       responder: this.#responder,
     };
   }
@@ -265,14 +280,21 @@ export class ConnectionPool implements ConnectionOwner {
   // ── internals ───────────────────────────────────────────────────────────────────────────
 
   #run(conn: UpstreamConnection, ex: Exchange): void {
+    if (ex.queuedAt > 0) {
+      this.#queueWaitMs += performance.now() - ex.queuedAt;
+      this.#queueWaits++;
+    }
     const max = this.options.maxRequestsPerConnection;
     const keepConn = this.options.keepAlive && !(max > 0 && conn.requests + 1 >= max);
     conn.run(ex, keepConn);
   }
 
-  #countSettled = (ok: boolean): void => {
+  #countSettled = (ok: boolean, err: GatewayError | null): void => {
     if (ok) this.#completed++;
-    else this.#failed++;
+    else {
+      this.#failed++;
+      if (err?.code.endsWith('_TIMEOUT')) this.#timedOut++;
+    }
   };
 
   #failEx(ex: Exchange, err: GatewayError): void {
@@ -404,6 +426,7 @@ export class ConnectionPool implements ConnectionOwner {
       },
       (err: GatewayError) => {
         this.#connecting--;
+        this.#connectErrors++;
         // The request this connect was for gets the error, as nginx answers it with 502/504.
         const target = ex !== null && !ex.done ? ex : this.#dequeue();
         if (target) this.#failEx(target, err);
