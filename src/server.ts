@@ -116,14 +116,14 @@ const settingsOf = (c: ServeSettings): ServeSettings => ({
 export async function startGatewayServer(options: GatewayServerOptions): Promise<GatewayServer> {
   const { logger: givenLogger, removeStaleSocket = true, ...rest } = options;
   const parsed = parseOrThrow(serverSchema, stripUndefined(rest));
-  const { listen, accessLog: format, headersTimeout, keepAliveTimeout, keepAliveRequests, requestTimeout, maxRequestLine, maxHeaderLine, maxRequestHead, shutdownTimeout, maxConnections, ...handlerOptions } =
+  const { listen, accessLog: format, logLevel, headersTimeout, keepAliveTimeout, keepAliveRequests, requestTimeout, maxRequestLine, maxHeaderLine, maxRequestHead, shutdownTimeout, maxConnections, ...handlerOptions } =
     parsed;
   const handler = createFastCgiHandler(handlerOptions, { serverSoftware: `fastcgi-gateway/${VERSION}` });
   const maxBody = handler.options.maxBodySize;
   const labels = { site: '*', route: '/' };
   const app: ServedApp = { handle: handler, maxBodySize: () => maxBody, logs: () => true, labels: () => labels, close: () => handler.close() };
   const spec: ListenerSpec = { address: listen, tls: null, http2: false, mode: '0660', redirectToHttps: false };
-  const core = await runServer({ app, handler, settings: settingsOf(parsed), listen: [spec], maxConnections, sni: () => null, logger: givenLogger ?? null, format, removeStaleSocket });
+  const core = await runServer({ app, handler, settings: settingsOf(parsed), listen: [spec], maxConnections, sni: () => null, logger: givenLogger ?? null, format, logLevel, removeStaleSocket });
   return core.server;
 }
 
@@ -165,6 +165,7 @@ export async function startConfiguredServer(config: GatewayConfig, options: Conf
     maxConnections: config.maxConnections,
     logger: options.logger ?? null,
     format: config.accessLog,
+    logLevel: config.logLevel,
     removeStaleSocket: options.removeStaleSocket ?? true,
   });
   server = core.server;
@@ -209,12 +210,13 @@ interface RunOptions<H> {
   readonly sni: SniLookup;
   readonly logger: Logger | null;
   readonly format: AccessLogFormat | false;
+  readonly logLevel: string;
   readonly removeStaleSocket: boolean;
   readonly observe?: ServeContext['observe'];
 }
 
 async function runServer<H>(o: RunOptions<H>): Promise<{ server: GatewayServer<H>; swap(app: ServedApp, handler: H, sni: SniLookup, settings: ServeSettings): void }> {
-  const logger = o.logger ?? (o.format === false ? null : createLogger(o.format));
+  const logger = o.logger ?? (o.format === false ? null : createLogger(o.format, undefined, o.logLevel));
   const ctx: ServeContext = {
     app: o.app,
     settings: o.settings,

@@ -646,6 +646,12 @@ export interface NginxOptions {
   readonly keepalive?: number;
   /** worker_processes (default 1). */
   readonly workers?: number;
+  /** `listen … ssl http2` with this certificate and key (default: plain HTTP). */
+  readonly tls?: { readonly cert: string; readonly key: string };
+  /** worker_connections (default 1024); worker_rlimit_nofile follows it. */
+  readonly workerConnections?: number;
+  /** keepalive_requests (default nginx's 1000; also HTTP/2 streams per connection). */
+  readonly keepaliveRequests?: number;
 }
 
 /** A running private nginx. */
@@ -684,15 +690,17 @@ export async function startNginx(options: NginxOptions): Promise<BenchNginx> {
       // As root the workers would default to "nobody", which cannot enter a 0700 temp dir.
       ...(IS_ROOT ? ['user root root;'] : []),
       `worker_processes ${options.workers ?? 1};`,
+      `worker_rlimit_nofile ${2 * (options.workerConnections ?? 1024) + 64};`,
       `pid ${join(dir, 'nginx.pid')};`,
       `error_log ${errorLog} warn;`,
       '',
       'events {',
-      '    worker_connections 1024;',
+      `    worker_connections ${options.workerConnections ?? 1024};`,
       '}',
       '',
       'http {',
       '    access_log off;',
+      ...(options.keepaliveRequests !== undefined ? [`    keepalive_requests ${options.keepaliveRequests};`] : []),
       `    client_body_temp_path ${join(tmp, 'body')};`,
       `    fastcgi_temp_path ${join(tmp, 'fastcgi')};`,
       `    proxy_temp_path ${join(tmp, 'proxy')};`,
@@ -705,7 +713,9 @@ export async function startNginx(options: NginxOptions): Promise<BenchNginx> {
       '    }',
       '',
       '    server {',
-      `        listen 127.0.0.1:${port};`,
+      ...(options.tls
+        ? [`        listen 127.0.0.1:${port} ssl http2;`, `        ssl_certificate ${options.tls.cert};`, `        ssl_certificate_key ${options.tls.key};`]
+        : [`        listen 127.0.0.1:${port};`]),
       '        server_name localhost;',
       `        root ${options.docRoot};`,
       '        index index.php;',
@@ -735,7 +745,7 @@ export async function startNginx(options: NginxOptions): Promise<BenchNginx> {
   }
   const stop = stopOnce(proc, 'SIGTERM', dir);
   return {
-    origin: `http://127.0.0.1:${port}`,
+    origin: `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     port,
     dir,
     pid: proc.pid ?? 0,

@@ -157,6 +157,7 @@ export async function serveCommand(
     if (config !== null) {
       const configured = await startConfiguredServer(config);
       gw = configured;
+      let running = config;
       onReload = async () => {
         let next: GatewayConfig;
         try {
@@ -166,6 +167,10 @@ export async function serveCommand(
           say(`reload refused, the running config keeps serving: ${(err as Error).message}`);
           return;
         }
+        for (const key of ['listen', 'admin', 'workers'] as const) {
+          if (JSON.stringify(next[key]) !== JSON.stringify(running[key])) say(`${key} changed: in one process that takes a restart; the rest of the new config is in force`);
+        }
+        running = next;
         say('reloaded: new requests get the new config');
       };
     } else {

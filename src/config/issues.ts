@@ -192,13 +192,19 @@ export function schemaKeys(schema: z.ZodType): SchemaKey[] {
     if (d['type'] === 'object') {
       for (const [k, v] of Object.entries(d['shape'] as Record<string, unknown>)) visit(v, path === '' ? k : `${path}.${k}`);
     } else if (d['type'] === 'array') {
-      const el = defOf(d['element']);
-      if (el['type'] === 'object') visit(d['element'], `${path}[]`);
-      // A list of "a string, or an object": the object's keys.
-      else if (el['type'] === 'union') for (const o of el['options'] as unknown[]) if (defOf(o)['type'] === 'object') visit(o, `${path}[]`);
+      visitElements(d, path);
+    } else if (d['type'] === 'union') {
+      // "One entry, or a list of them" (listen): the entries' keys.
+      for (const o of d['options'] as unknown[]) if (defOf(o)['type'] === 'array') visitElements(defOf(o), path);
     } else if (d['type'] === 'record') {
       visit(d['valueType'], `${path}.<name>`);
     }
+  };
+  const visitElements = (array: Record<string, unknown>, path: string): void => {
+    const el = defOf(array['element']);
+    if (el['type'] === 'object') visit(array['element'], `${path}[]`);
+    // A list of "a string, or an object": the object's keys.
+    else if (el['type'] === 'union') for (const o of el['options'] as unknown[]) if (defOf(o)['type'] === 'object') visit(o, `${path}[]`);
   };
   visit(schema, '');
   // A list of objects and a record of objects are listed by their entries' keys.

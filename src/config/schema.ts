@@ -148,6 +148,10 @@ export const accessLogSchema = z.union([z.enum(['json', 'pretty']), z.literal(fa
 export const serverShape = {
   listen: z.string().default('127.0.0.1:8080').meta({ description: 'HOST:PORT, [v6]:PORT, :PORT, PORT or unix:/path.sock.' }),
   accessLog: accessLogSchema.default('json').meta({ description: 'Access log format: json, pretty, or false for none.' }),
+  logLevel: z
+    .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal'])
+    .default('info')
+    .meta({ description: 'Least level logged: info logs every request; warn keeps only PHP warnings (FastCGI STDERR) and errors.' }),
   headersTimeout: duration(60_000, 'Time to receive a request head, then 408.'),
   keepAliveTimeout: duration(75_000, 'How long a kept-alive client connection (or an HTTP/2 connection without streams) may stay idle (nginx keepalive_timeout 75 s).'),
   keepAliveRequests: count(0, 1000, 'Requests served on one client connection (HTTP/2: streams) before it is closed (nginx keepalive_requests 1000; 0: no limit).'),
@@ -323,6 +327,7 @@ export const configSchema = z
       .default(null)
       .meta({ description: 'Admin listener with /healthz, /readyz and /metrics (null: off).' }),
     accessLog: serverShape.accessLog,
+    logLevel: serverShape.logLevel,
     headersTimeout: serverShape.headersTimeout,
     keepAliveTimeout: serverShape.keepAliveTimeout,
     keepAliveRequests: serverShape.keepAliveRequests,

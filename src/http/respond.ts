@@ -45,6 +45,8 @@ export interface UpstreamTiming {
   firstByte: number;
   /** Body bytes relayed to the client. */
   bytes: number;
+  /** The upstream server that answered ('' if none was reached). */
+  server: string;
 }
 
 /** Limits of one relay. */
@@ -79,7 +81,7 @@ export class ResponseRelay implements ExchangeHandler {
   #sent = 0;
   #stderrLogged = 0;
   #stderrBuf = '';
-  readonly timing: UpstreamTiming = { connect: -1, firstByte: -1, bytes: 0 };
+  readonly timing: UpstreamTiming = { connect: -1, firstByte: -1, bytes: 0, server: '' };
 
   constructor(req: IncomingMessage, res: ServerResponse, log: LoggerLike, options: RelayOptions, hooks: ResponseHooks = {}) {
     this.#req = req;
@@ -94,6 +96,7 @@ export class ResponseRelay implements ExchangeHandler {
   onStart(controller: ExchangeController): void {
     this.#controller = controller;
     this.timing.connect = performance.now() - this.#started;
+    this.timing.server = controller.server;
   }
 
   onStdout(chunk: Buffer): boolean {

@@ -89,9 +89,9 @@ export function createAccessLog(logger: Logger): HttpLogger {
 }
 
 function withUpstream(res: ServerResponse, val: Record<string, unknown>): Record<string, unknown> {
-  const t = (res as ServerResponse & { upstreamTiming?: { connect: number; firstByte: number; bytes: number } }).upstreamTiming;
+  const t = (res as ServerResponse & { upstreamTiming?: { connect: number; firstByte: number; bytes: number; server: string } }).upstreamTiming;
   if (!t) return { ...val, bytes: Number(res.getHeader('content-length') ?? 0) };
-  return { ...val, bytes: t.bytes, upstream: { connect: round(t.connect), firstByte: round(t.firstByte) } };
+  return { ...val, bytes: t.bytes, upstream: { server: t.server, connect: round(t.connect), firstByte: round(t.firstByte) } };
 }
 
 function round(ms: number): number {

@@ -39,6 +39,17 @@ export function shareOf(total: number, workers: number): number {
   return Math.max(1, Math.floor(total / workers));
 }
 
+/** The plan with this worker's share of each per-gateway budget. */
+export function workerShare(plan: WorkerPlan, workers: number): WorkerPlan {
+  if (plan.kind === 'flat') {
+    const o = plan.options;
+    return { kind: 'flat', options: { ...o, pool: { ...o.pool, connections: shareOf(o.pool?.connections ?? 4, workers) }, ...(o.maxConnections !== undefined ? { maxConnections: Math.ceil(o.maxConnections / workers) } : {}) } };
+  }
+  // Upstream connections are divided by the handler (`workers`), inline addresses included.
+  const c = plan.config;
+  return { kind: 'config', config: { ...c, maxConnections: Math.ceil(c.maxConnections / workers) } };
+}
+
 /** Unix socket paths of a plan: the primary removes stale ones before the workers listen. */
 function unixPaths(plan: WorkerPlan): string[] {
   const addresses = plan.kind === 'config' ? plan.config.listen.map((l) => l.address) : [plan.options.listen ?? ''];
@@ -222,6 +233,11 @@ export async function startPrimary(o: PrimaryOptions): Promise<Primary> {
       } catch (err) {
         o.say(`reload refused, the running config keeps serving: ${(err as Error).message}`);
         return false;
+      }
+      if (next.kind === 'config' && plan.kind === 'config') {
+        for (const key of ['admin', 'workers'] as const) {
+          if (JSON.stringify(next.config[key]) !== JSON.stringify(plan.config[key])) o.say(`${key} changed: that takes a restart; the rest of the new config is rolled out`);
+        }
       }
       plan = next;
       for (let i = 0; i < slots.length && !stopping; i++) {

@@ -8,18 +8,7 @@
 import type { Logger } from 'pino';
 import { createLogger } from '../logging/access-log.js';
 import { type ConfiguredServer, type GatewayServer, startConfiguredServer, startGatewayServer } from '../server.js';
-import { type FromWorker, shareOf, type ToWorker, type WorkerPlan } from './cluster.js';
-
-/** The plan with this worker's share of each per-gateway budget. */
-export function workerShare(plan: WorkerPlan, workers: number): WorkerPlan {
-  if (plan.kind === 'flat') {
-    const o = plan.options;
-    return { kind: 'flat', options: { ...o, pool: { ...o.pool, connections: shareOf(o.pool?.connections ?? 4, workers) }, ...(o.maxConnections !== undefined ? { maxConnections: Math.ceil(o.maxConnections / workers) } : {}) } };
-  }
-  // Upstream connections are divided by the handler (`workers`), inline addresses included.
-  const c = plan.config;
-  return { kind: 'config', config: { ...c, maxConnections: Math.ceil(c.maxConnections / workers) } };
-}
+import { type FromWorker, type ToWorker, workerShare } from './cluster.js';
 
 let server: GatewayServer<unknown> | null = null;
 let logger: Logger | null = null;
@@ -60,7 +49,8 @@ process.on('message', (m: ToWorker) => {
   const plan = workerShare(m.plan, m.workers);
   // Each access-log line says which worker answered.
   const format = plan.kind === 'config' ? plan.config.accessLog : (plan.options.accessLog ?? 'json');
-  logger = format === false ? null : createLogger(format).child({ worker: process.pid });
+  const level = plan.kind === 'config' ? plan.config.logLevel : (plan.options.logLevel ?? 'info');
+  logger = format === false ? null : createLogger(format, undefined, level).child({ worker: process.pid });
   const withLogger = logger === null ? {} : { logger };
   const started =
     plan.kind === 'config'

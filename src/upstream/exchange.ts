@@ -64,6 +64,8 @@ export interface ExchangeController {
   readonly connectionId: number;
   /** True when the serving connection had served earlier requests. */
   readonly reused: boolean;
+  /** Address of the upstream server serving the request (a group's member). */
+  readonly server: string;
 }
 
 /** The socket side an exchange writes to; implemented by UpstreamConnection. */
@@ -168,6 +170,9 @@ export class Exchange implements ExchangeController {
   get connectionId(): number {
     return this.#transport?.id ?? 0;
   }
+
+  /** Set by the pool: the address of the server this exchange goes to. */
+  server = '';
 
   get reused(): boolean {
     return this.#transport?.reused ?? false;

@@ -173,6 +173,9 @@ export class UpstreamGroup implements FastCgiUpstream {
       get connectionId() {
         return current?.connectionId ?? 0;
       },
+      get server() {
+        return current?.server ?? '';
+      },
       get reused() {
         return current?.reused ?? false;
       },

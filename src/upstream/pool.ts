@@ -150,6 +150,7 @@ export class ConnectionPool implements ConnectionOwner {
    */
   dispatch(request: FastCgiRequest, handler: ExchangeHandler): ExchangeController {
     const ex = new Exchange(request, handler, this.options.keepAlive, this.options.retryBufferSize);
+    ex.server = this.address.text;
     this.#dispatched++;
     ex.onSettled = this.#countSettled;
     if (this.#closing) {

@@ -66,12 +66,13 @@ describe('fastcgi-gateway serve', () => {
       child.kill('SIGINT');
     }
     assert.equal(await exited, 0, stderr);
-    const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as { req: { url: string; method: string; id: string }; res: { statusCode: number }; responseTime: number; bytes: number; upstream: { firstByte: number } });
+    const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as { req: { url: string; method: string; id: string }; res: { statusCode: number }; responseTime: number; bytes: number; upstream: { firstByte: number; server: string } });
     assert.equal(lines.length, 2, stdout);
     assert.equal(lines[0]!.req.url, '/hello.php');
     assert.equal(lines[0]!.res.statusCode, 200);
     assert.equal(lines[0]!.bytes, 13);
     assert.ok(lines[0]!.upstream.firstByte >= 0, 'upstream first-byte time logged');
+    assert.equal(lines[0]!.upstream.server, fpm.address, 'and which upstream server answered');
     assert.equal(lines[1]!.req.method, 'POST');
     assert.match(stderr, /shutting down/);
   });
