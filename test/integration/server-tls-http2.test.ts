@@ -6,7 +6,7 @@
  * stream reset that cancels its upstream request. Certificates are re-read on reload.
  */
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import http from 'node:http';
 import { constants as h2 } from 'node:http2';
 import { tmpdir } from 'node:os';
@@ -27,11 +27,12 @@ let tlsUrl: string;
 let tlsPort: number;
 let plainUrl: string;
 let redirectUrl: string;
+let unixUrl: string;
 
 const configOf = (defaultCert: { cert: string; key: string }) =>
   resolveConfig({
     base: {
-      listen: ['127.0.0.1:0', { address: '127.0.0.1:0', tls: defaultCert }, { address: '127.0.0.1:0', redirectToHttps: 8443 }],
+      listen: ['127.0.0.1:0', { address: '127.0.0.1:0', tls: defaultCert }, { address: '127.0.0.1:0', redirectToHttps: 8443 }, { address: `unix:${join(dir, 'gw.sock')}`, mode: '0640' }],
       upstreams: { app: { servers: [fpm.address], connections: 2 } },
       sites: [
         { hosts: ['a.test'], tls: tlsFixture('a.test'), root: GATEWAY_ROOT_FIXTURE, routes: [{ path: '/', php: { upstream: 'app', maxBodySize: '1m' } }] },
@@ -48,7 +49,7 @@ before(async () => {
   copyFileSync(tlsFixture('default').key, join(dir, 'cert.key'));
   logs = captureLogs();
   gw = await startConfiguredServer(configOf({ cert: join(dir, 'cert.pem'), key: join(dir, 'cert.key') }), { logger: logs.logger });
-  [plainUrl, tlsUrl, redirectUrl] = gw.urls as [string, string, string];
+  [plainUrl, tlsUrl, redirectUrl, unixUrl] = gw.urls as [string, string, string, string];
   tlsPort = Number(new URL(tlsUrl).port);
 });
 
@@ -195,6 +196,19 @@ describe('TLS and HTTP/2', () => {
     res.resume();
     assert.equal(res.statusCode, 308);
     assert.equal(res.headers.location, 'https://a.test:8443/some/path.php?x=1&y=2');
+  });
+
+  test('a unix listener gets its mode and serves', async () => {
+    const path = unixUrl.slice('unix:'.length);
+    assert.equal(statSync(path).mode & 0o777, 0o640);
+    const body = await new Promise<string>((resolve, reject) => {
+      http.get({ socketPath: path, path: '/hello.php', headers: { host: 'x' } }, (res) => {
+        let b = '';
+        res.setEncoding('utf8').on('data', (c: string) => (b += c));
+        res.on('end', () => resolve(b));
+      }).on('error', reject);
+    });
+    assert.equal(body, 'hello from php');
   });
 
   test('reload re-reads the certificates: a replaced file is served afterwards', async () => {

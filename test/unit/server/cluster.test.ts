@@ -5,6 +5,8 @@ import { test } from 'node:test';
 import { shareOf, workerShare } from '../../../src/server/cluster.js';
 import { type ListenerSpec, redirectPort } from '../../../src/server/listeners.js';
 import { resolveConfig } from '../../../src/config/load.js';
+import { createGatewayHandler } from '../../../src/http/gateway-handler.js';
+import type { ConnectionPool } from '../../../src/upstream/pool.js';
 
 test('shareOf: each worker gets floor(total / workers), at least one', () => {
   assert.equal(shareOf(8, 2), 4);
@@ -30,4 +32,20 @@ test('redirectPort: an explicit port, else the first TCP TLS listener, else 443'
   assert.equal(redirectPort(plain, [plain]), 443);
   assert.equal(redirectPort(plain, [plain, l('unix:/x.sock', { tls: { cert: 'c', key: 'k' } }), l('0.0.0.0:8443', { tls: { cert: 'c', key: 'k' } })]), 8443);
   assert.equal(redirectPort(l(':80', { redirectToHttps: 9443 }), []), 9443);
+});
+
+test('a handler built for one of 3 workers holds a third of each upstream budget, inline addresses included', async () => {
+  const config = resolveConfig({
+    base: {
+      upstreams: { php: { servers: ['unix:/a.sock'], connections: 8 } },
+      sites: [{ root: '/srv', routes: [{ path: '/', php: { upstream: 'php' } }, { path: '/b/', php: { upstream: 'unix:/b.sock' } }] }],
+    },
+  });
+  const h = createGatewayHandler(config, { workers: 3 });
+  try {
+    assert.equal((h.pools.get('php') as ConnectionPool).options.connections, 2);
+    assert.equal((h.pools.get('unix:/b.sock') as ConnectionPool).options.connections, 1, 'the default 4, shared by 3');
+  } finally {
+    await h.close();
+  }
 });
