@@ -11,6 +11,7 @@ import { CliError, ExitCode, describeFailure, exitCodeFor } from './exit-codes.j
 import { pingCommand } from './ping.js';
 import { runCommand } from './run.js';
 import { checkConfigCommand, reloadCommand, serveCommand } from './serve.js';
+import { devCommand } from './dev.js';
 import { type StatusFormat, STATUS_FORMATS } from './status-format.js';
 import { statusCommand } from './status.js';
 import { VERSION } from '../version.js';
@@ -187,6 +188,29 @@ export async function runCli(argv: readonly string[], env: CliEnv): Promise<numb
         ),
     )
     .command(
+      'dev [dir]',
+      'a PHP dev server in a project folder: a private php-fpm (errors shown, edits visible at once), supervised, and the gateway in front',
+      (y) =>
+        y
+          .positional('dir', { type: 'string', default: '.', describe: 'project folder (the document root is public/, web/ or htdocs/ in it, else the folder)' })
+          .option('listen', { alias: 'l', type: 'string', describe: 'HOST:PORT (default 127.0.0.1:8000, or the next free port)' })
+          .option('root', { alias: 'r', type: 'string', describe: 'document root, relative to DIR' })
+          .option('front-controller', { type: 'string', describe: 'script for paths matching nothing (default /index.php when the root has one)' })
+          .option('workers', { alias: 'w', type: 'number', describe: 'php-fpm worker processes (default 4)' })
+          .option('php', { type: 'string', describe: 'PHP version to use, e.g. 8.2 (php-fpm8.2)' })
+          .option('php-ini', { type: 'string', describe: 'ini file applied to the pool (default DIR/php.ini when there is one)' })
+          .option('log', { type: 'string', choices: ['pretty', 'json'] as const, describe: 'request log format (default pretty)' })
+          .example('$0 dev', 'serve the project in the current folder on http://127.0.0.1:8000')
+          .example('$0 dev ~/src/shop --listen 127.0.0.1:9000 --php 8.2', ''),
+      (a) =>
+        guard(() =>
+          devCommand(
+            { dir: a.dir, listen: a.listen, root: a.root, frontController: a.frontController, workers: a.workers, php: a.php, phpIni: a.phpIni, log: a.log },
+            env,
+          ),
+        ),
+    )
+    .command(
       'reload',
       'ask a running `serve` to re-read its config file (SIGHUP): workers are replaced one by one, an invalid config is refused',
       (y) => y.option('pid-file', { type: 'string', demandOption: true, describe: 'the pid file `serve --pid-file` wrote' }).example('$0 reload --pid-file /run/fastcgi-gateway.pid', ''),
@@ -202,7 +226,7 @@ export async function runCli(argv: readonly string[], env: CliEnv): Promise<numb
           .example('$0 check-config conf/production.yaml', ''),
       (a) => guard(async () => checkConfigCommand({ file: a.file, set: list(a.set) }, env)),
     )
-    .demandCommand(1, 'choose a command: serve, reload, check-config, status, ping or run')
+    .demandCommand(1, 'choose a command: serve, dev, reload, check-config, status, ping or run')
     .strict()
     .parserConfiguration({ 'parse-positional-numbers': false })
     .help()

@@ -54,6 +54,14 @@ export interface PhpFpmLaunchOptions {
   readonly socketPath?: string;
   /** Pool name in the config and on the status page (default 'app'). */
   readonly poolName?: string;
+  /**
+   * Pass the environment of the process starting php-fpm to PHP (`clear_env = no`; default
+   * false: scripts see only the FastCGI params). The dev server turns it on, so that a
+   * project's environment reaches it.
+   */
+  readonly keepEnv?: boolean;
+  /** `php_value[name] = value` lines: defaults a script may change with ini_set (dev: display_errors, opcache). */
+  readonly phpValues?: Readonly<Record<string, string>>;
   /** Raw lines appended to the pool section, for settings not covered above. */
   readonly extraPoolConfig?: string;
   /** Called with each line php-fpm writes to its error log or stderr (worker stderr included). */
@@ -150,9 +158,11 @@ export async function startPhpFpm(options: PhpFpmLaunchOptions = {}): Promise<Ph
   const pingPath = options.pingPath === undefined ? '/ping' : options.pingPath;
   if (statusPath !== null) checkValue('statusPath', statusPath);
   if (pingPath !== null) checkValue('pingPath', pingPath);
-  for (const [name, value] of Object.entries(options.phpAdminValues ?? {})) {
-    if (!/^[A-Za-z0-9_.]+$/.test(name)) throw new Error(`phpAdminValues key ${JSON.stringify(name)} is not an ini name`);
-    checkValue(`phpAdminValues.${name}`, value);
+  for (const [what, values] of [['phpAdminValues', options.phpAdminValues], ['phpValues', options.phpValues]] as const) {
+    for (const [name, value] of Object.entries(values ?? {})) {
+      if (!/^[A-Za-z0-9_.]+$/.test(name)) throw new Error(`${what} key ${JSON.stringify(name)} is not an ini name`);
+      checkValue(`${what}.${name}`, value);
+    }
   }
   let tcpPort = 0;
   if (listenOpt !== 'unix') {
@@ -201,10 +211,11 @@ export async function startPhpFpm(options: PhpFpmLaunchOptions = {}): Promise<Ph
     ...(pingPath !== null ? [`ping.path = ${pingPath}`, 'ping.response = pong'] : []),
     'catch_workers_output = yes',
     'decorate_workers_output = no',
-    // No environment reaches PHP: scripts see only the FastCGI params the gateway sends.
-    'clear_env = yes',
+    // By default no environment reaches PHP: scripts see only the FastCGI params the gateway sends.
+    `clear_env = ${options.keepEnv === true ? 'no' : 'yes'}`,
     'security.limit_extensions = .php',
     ...Object.entries(adminValues).map(([k, v]) => `php_admin_value[${k}] = ${v}`),
+    ...Object.entries(options.phpValues ?? {}).map(([k, v]) => `php_value[${k}] = ${v}`),
     options.extraPoolConfig ?? '',
     '',
   ].join('\n');
