@@ -8,7 +8,7 @@
  *                                                            └─ http/1.1 ─▶ http1 engine ─┴▶ serveRequest ─▶ app
  */
 import type http from 'node:http';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
@@ -39,6 +39,11 @@ export type GatewayServerOptions = z.input<typeof serverSchema> & {
   readonly logger?: Logger;
   /** Remove a stale unix socket file before listening (default true; cluster workers share the primary's). */
   readonly removeStaleSocket?: boolean;
+  /**
+   * Sees each request before the handler (after the server's own checks) and returns true when
+   * it answered it: the dev server's live-reload endpoint and script injection.
+   */
+  readonly intercept?: (req: IncomingMessage, res: ServerResponse) => boolean;
 };
 
 /** Options of `startConfiguredServer`. */
@@ -114,14 +119,15 @@ const settingsOf = (c: ServeSettings): ServeSettings => ({
 
 /** Create and start the server for one document root and one upstream (what `serve` flags mean). */
 export async function startGatewayServer(options: GatewayServerOptions): Promise<GatewayServer> {
-  const { logger: givenLogger, removeStaleSocket = true, ...rest } = options;
+  const { logger: givenLogger, removeStaleSocket = true, intercept, ...rest } = options;
   const parsed = parseOrThrow(serverSchema, stripUndefined(rest));
   const { listen, accessLog: format, logLevel, headersTimeout, keepAliveTimeout, keepAliveRequests, requestTimeout, maxRequestLine, maxHeaderLine, maxRequestHead, shutdownTimeout, maxConnections, ...handlerOptions } =
     parsed;
   const handler = createFastCgiHandler(handlerOptions, { serverSoftware: `fastcgi-gateway/${VERSION}` });
   const maxBody = handler.options.maxBodySize;
   const labels = { site: '*', route: '/' };
-  const app: ServedApp = { handle: handler, maxBodySize: () => maxBody, logs: () => true, labels: () => labels, close: () => handler.close() };
+  const handle = intercept === undefined ? handler : (req: IncomingMessage, res: ServerResponse) => void (intercept(req, res) || handler(req, res));
+  const app: ServedApp = { handle, maxBodySize: () => maxBody, logs: () => true, labels: () => labels, close: () => handler.close() };
   const spec: ListenerSpec = { address: listen, tls: null, http2: false, mode: '0660', redirectToHttps: false };
   const core = await runServer({ app, handler, settings: settingsOf(parsed), listen: [spec], maxConnections, sni: () => null, logger: givenLogger ?? null, format, logLevel, removeStaleSocket });
   return core.server;

@@ -200,12 +200,13 @@ export async function runCli(argv: readonly string[], env: CliEnv): Promise<numb
           .option('php', { type: 'string', describe: 'PHP version to use, e.g. 8.2 (php-fpm8.2)' })
           .option('php-ini', { type: 'string', describe: 'ini file applied to the pool (default DIR/php.ini when there is one)' })
           .option('log', { type: 'string', choices: ['pretty', 'json'] as const, describe: 'request log format (default pretty)' })
+          .option('live', { type: 'boolean', default: true, describe: 'reload open tabs after an edit (CSS swapped in place); --no-live turns it off' })
           .example('$0 dev', 'serve the project in the current folder on http://127.0.0.1:8000')
           .example('$0 dev ~/src/shop --listen 127.0.0.1:9000 --php 8.2', ''),
       (a) =>
         guard(() =>
           devCommand(
-            { dir: a.dir, listen: a.listen, root: a.root, frontController: a.frontController, workers: a.workers, php: a.php, phpIni: a.phpIni, log: a.log },
+            { dir: a.dir, listen: a.listen, root: a.root, frontController: a.frontController, workers: a.workers, php: a.php, phpIni: a.phpIni, log: a.log, live: a.live },
             env,
           ),
         ),

@@ -22,6 +22,7 @@ import { findPhpFpm, PHP_FPM_INSTALL_HINT, type PhpFpmProcess, startPhpFpm } fro
 import { formatPretty } from '../logging/access-log.js';
 import { type GatewayServer, startGatewayServer } from '../server.js';
 import { CliError, ExitCode } from './exit-codes.js';
+import { startLiveReload } from './live-reload.js';
 import type { CliIo } from './common.js';
 
 export interface DevArgs {
@@ -33,6 +34,8 @@ export interface DevArgs {
   readonly php?: string | undefined;
   readonly phpIni?: string | undefined;
   readonly log?: 'pretty' | 'json' | undefined;
+  /** Live reload of open tabs (default true; `--no-live`). */
+  readonly live?: boolean | undefined;
 }
 
 /** Document roots tried in order; DIR itself when none exists. */
@@ -269,18 +272,25 @@ export async function devCommand(args: DevArgs, io: CliIo & { readonly cwd: stri
   const json = args.log === 'json';
   const colour = !json && (io.stdout as { isTTY?: boolean }).isTTY === true;
   const logger = pino({ level: 'info', base: null }, devLogStream(io.stdout as Writable, json, colour));
+  const live = args.live === false ? null : startLiveReload(dir, root, say);
   const options = {
     root,
     upstream: `unix:${socketPath}`,
     frontController,
     logger,
     pool: { connections: workers, idleTimeout: '1s' },
+    ...(live !== null ? { intercept: live.intercept } : {}),
   } as const;
 
   let gw: GatewayServer | null = null;
   try {
     if (args.listen !== undefined) {
-      gw = await startGatewayServer({ ...options, listen: args.listen });
+      try {
+        gw = await startGatewayServer({ ...options, listen: args.listen });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+        throw new CliError(ExitCode.Usage, `${args.listen} is already in use (another dev server?); choose another with --listen, or leave --listen out to take the next free port`);
+      }
     } else {
       for (let port = DEFAULT_PORT; gw === null; port++) {
         try {
@@ -293,12 +303,14 @@ export async function devCommand(args: DevArgs, io: CliIo & { readonly cwd: stri
     }
   } catch (err) {
     stopping = true;
+    await live?.close();
     await fpm.stop();
     cleanup();
     throw err;
   }
+  await live?.ready;
 
-  say(`serving ${root}${frontController ? ` (front controller ${frontController})` : ''} with php-fpm ${bin.split('/').pop()} (${workers} workers)`);
+  say(`serving ${root}${frontController ? ` (front controller ${frontController})` : ''} with php-fpm ${bin.split('/').pop()} (${workers} workers)${live !== null ? ', live reload on' : ''}`);
   io.stderr.write(`\n  ${gw.url}\n\n`);
   await new Promise<void>((done) => {
     const stop = (): void => {
@@ -311,6 +323,8 @@ export async function devCommand(args: DevArgs, io: CliIo & { readonly cwd: stri
   });
   stopping = true;
   say('stopping');
+  // Open event streams would keep the close waiting.
+  await live?.close();
   await gw.close();
   await fpm.stop();
   cleanup();

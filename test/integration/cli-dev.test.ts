@@ -10,6 +10,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import http from 'node:http';
 import net from 'node:net';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -77,9 +78,12 @@ function startDev(args: readonly string[], env: NodeJS.ProcessEnv = process.env)
   );
 }
 
-const get = async (url: string): Promise<{ status: number; text: string }> => {
+const LIVE_TAG = '\n<script src="/__fastcgi-gateway/live.js" async></script>\n';
+/** One GET; `text` without the live-reload tag that dev appends to HTML (PHP's default type). */
+const get = async (url: string): Promise<{ status: number; text: string; raw: string }> => {
   const r = await request(url, { headers: { connection: 'close' } });
-  return { status: r.statusCode, text: await r.body.text() };
+  const raw = await r.body.text();
+  return { status: r.statusCode, text: raw.replace(LIVE_TAG, ''), raw };
 };
 
 let project: string;
@@ -96,6 +100,12 @@ before(() => {
     '<?php $p = parse_url($_SERVER["REQUEST_URI"], PHP_URL_PATH); if ($p === "/warn") trigger_error("careful here", E_USER_WARNING); echo "front: $p env=", getenv("DEV_TEST_VAR") ?: "-", " limit=", ini_get("memory_limit");',
   );
   writeFileSync(join(project, 'public', 'page.php'), '<?php echo "version 1";');
+  writeFileSync(join(project, 'public', 'html.php'), '<?php echo "<!doctype html><html><head><link rel=stylesheet href=/style.css></head><body>hi</body></html>";');
+  writeFileSync(join(project, 'public', 'api.php'), '<?php header("Content-Type: application/json"); echo "{}";');
+  writeFileSync(join(project, 'public', 'static.html'), '<html><body>static</body></html>');
+  writeFileSync(join(project, 'public', 'style.css'), 'body { color: red }');
+  mkdirSync(join(project, 'vendor'));
+  writeFileSync(join(project, 'vendor', 'lib.php'), '<?php // a dependency');
   // A php.ini in the project is applied to the pool.
   writeFileSync(join(project, 'php.ini'), '; project settings\nmemory_limit = 77M\n');
 });
@@ -127,8 +137,10 @@ describe('fastcgi-gateway dev', () => {
 
   test('serves / and a front-controller route from public/, with the environment and DIR/php.ini', async () => {
     assert.match(dev.stderr(), /serving .*\/public \(front controller \/index\.php\)/);
-    assert.deepEqual(await get(`${dev.url}/`), { status: 200, text: 'front: / env=from-the-shell limit=77M' });
-    assert.deepEqual(await get(`${dev.url}/products/42`), { status: 200, text: 'front: /products/42 env=from-the-shell limit=77M' });
+    const home = await get(`${dev.url}/`);
+    assert.deepEqual([home.status, home.text], [200, 'front: / env=from-the-shell limit=77M']);
+    const route = await get(`${dev.url}/products/42`);
+    assert.deepEqual([route.status, route.text], [200, 'front: /products/42 env=from-the-shell limit=77M']);
     await dev.waitFor(/ 200 GET \/products\/42 \d+B \d+ms upstream [\d.]+ms/);
   });
 
@@ -145,6 +157,54 @@ describe('fastcgi-gateway dev', () => {
     const page = await get(`${dev.url}/warn`);
     assert.match(page.text, /Warning.*careful here/);
     await dev.waitFor(/PHP PHP Warning: {2}careful here in .*index\.php on line 1/, from);
+  });
+
+  test('live reload: HTML answers get the script; a tab is told to reload after a PHP edit and to swap stylesheets after a CSS one', async () => {
+    const tag = '<script src="/__fastcgi-gateway/live.js" async></script>';
+    const page = await request(`${dev.url}/html.php`);
+    const html = await page.body.text();
+    assert.ok(html.startsWith('<!doctype html><html>') && html.includes(tag), html);
+    assert.equal(page.headers['content-length'], undefined, 'the length no longer holds: chunked');
+    const stat = await get(`${dev.url}/static.html`);
+    assert.equal(stat.raw, `<html><body>static</body></html>${LIVE_TAG}`, 'static HTML too');
+    assert.equal((await get(`${dev.url}/api.php`)).raw, '{}', 'JSON untouched');
+    const js = await get(`${dev.url}/__fastcgi-gateway/live.js`);
+    assert.match(js.text, /new EventSource\("\/__fastcgi-gateway\/live"\)/);
+    // A tab's EventSource, read by hand.
+    const events: string[] = [];
+    const stream = await new Promise<http.IncomingMessage>((resolve, reject) => {
+      http.get(`${dev.url}/__fastcgi-gateway/live`, resolve).on('error', reject);
+    });
+    assert.equal(stream.headers['content-type'], 'text/event-stream');
+    stream.setEncoding('utf8');
+    let buf = '';
+    stream.on('data', (c: string) => {
+      buf += c;
+      for (let i = buf.indexOf('\n\n'); i >= 0; i = buf.indexOf('\n\n')) {
+        events.push(buf.slice(0, i));
+        buf = buf.slice(i + 2);
+      }
+    });
+    try {
+      const until = async (re: RegExp): Promise<string> => {
+        for (let n = 0; n < 300; n++) {
+          const e = events.find((x) => re.test(x));
+          if (e) return e;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        throw new Error(`no event ${re} in ${JSON.stringify(events)}`);
+      };
+      // A dependency's change is not the project's: nothing happens for vendor/.
+      writeFileSync(join(project, 'vendor', 'lib.php'), '<?php // changed');
+      writeFileSync(join(project, 'public', 'page.php'), '<?php echo "version 3";');
+      const reload = await until(/^event: reload/m);
+      assert.match(reload, /page\.php/);
+      assert.doesNotMatch(reload, /vendor/);
+      writeFileSync(join(project, 'public', 'style.css'), 'body { color: blue }');
+      assert.match(await until(/^event: css/m), /data: \["\/style\.css"\]/);
+    } finally {
+      stream.destroy();
+    }
   });
 
   test('php-fpm killed: it is started again and serves', async () => {
@@ -205,6 +265,20 @@ describe('fastcgi-gateway dev, after a SIGKILL and without php-fpm', () => {
       }
     } finally {
       holder.close();
+    }
+  });
+
+  test('--no-live: no script in HTML, no event stream', async () => {
+    const dev = await startDev([project, '--listen', '127.0.0.1:0', '--no-live']);
+    try {
+      assert.doesNotMatch(dev.stderr(), /live reload on/);
+      assert.equal((await get(`${dev.url}/html.php`)).raw.includes('live.js'), false);
+      const r = await request(`${dev.url}/__fastcgi-gateway/live`);
+      await r.body.text();
+      assert.notEqual(r.headers['content-type'], 'text/event-stream');
+    } finally {
+      dev.child.kill('SIGINT');
+      await dev.exited;
     }
   });
 

@@ -1,14 +1,16 @@
 /**
- * Integration, real php-fpm: `npm start` (scripts/start.mjs) serves the example app in
- * examples/public through a private php-fpm — front controller, static assets, form and upload —
- * and stops both cleanly on SIGINT; it exits non-zero when the port is taken or php-fpm dies.
+ * Integration, real php-fpm: `npm start` (scripts/start.mjs, which runs `fastcgi-gateway dev
+ * examples/public`) serves the example app through a private php-fpm — front controller, static
+ * assets, form and upload — and stops both cleanly on SIGINT; it exits 1 when the port it is
+ * given is taken, and starts php-fpm again when it dies.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import net from 'node:net';
-import { dirname } from 'node:path';
+import { join } from 'node:path';
 import { before, describe, test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Agent, FormData, request } from 'undici';
@@ -26,7 +28,8 @@ interface Started {
   child: ChildProcess;
   url: string;
   fpmPid: number;
-  fpmAddress: string;
+  /** The dev server's temp dirs (its socket dir, php-fpm's config dir). */
+  dirs: readonly string[];
   exit: Promise<number | null>;
   output: () => string;
 }
@@ -56,17 +59,23 @@ async function start(t: TestContext, port: number): Promise<Started> {
   const s = spawnStart(t, port);
   const ready = new Promise<Started>((resolve, reject) => {
     const check = (): void => {
-      const url = /^example app: (http:\/\/127\.0\.0\.1:\d+)\//m.exec(s.output());
-      const fpm = /^php-fpm pid (\d+) listening on (\S+)$/m.exec(s.output());
-      if (url && fpm) {
-        s.child.stdout?.off('data', check);
-        resolve({ ...s, url: url[1]!, fpmPid: Number(fpm[1]), fpmAddress: fpm[2]! });
+      const url = /^ {2}(http:\/\/127\.0\.0\.1:\d+)$/m.exec(s.output());
+      if (url) {
+        s.child.stderr?.off('data', check);
+        const state = devState();
+        resolve({ ...s, url: url[1]!, fpmPid: state.fpmPid, dirs: [state.devDir, state.fpmDir] });
       }
     };
-    s.child.stdout?.on('data', check);
+    s.child.stderr?.on('data', check);
     void s.exit.then((code) => reject(new Error(`npm start exited (${code}) before printing its URL:\n${s.output()}`)));
   });
   return ready;
+}
+
+/** What the dev server records for examples/public while it runs (its pids and temp dirs). */
+function devState(): { fpmPid: number; fpmDir: string; devDir: string } {
+  const file = join(tmpdir(), 'fastcgi-gateway-dev', `${createHash('sha1').update(realpathSync(PUBLIC)).digest('hex').slice(0, 16)}.json`);
+  return JSON.parse(readFileSync(file, 'utf8')) as { fpmPid: number; fpmDir: string; devDir: string };
 }
 
 describe('npm start', () => {
@@ -150,8 +159,7 @@ describe('npm start', () => {
     app.child.kill('SIGINT');
     assert.equal(await app.exit, 0, app.output());
     assert.equal(alive(app.fpmPid), false, 'php-fpm was stopped');
-    assert.match(app.fpmAddress, /^unix:\/.+\/php-fpm\.sock$/);
-    assert.equal(existsSync(dirname(app.fpmAddress.slice(5))), false, 'its temp dir was removed');
+    for (const d of app.dirs) assert.equal(existsSync(d), false, `${d} was removed`);
   });
 
   test('exits 1 with a clear message when the port is taken', { timeout: 240_000 }, async (t) => {
@@ -161,17 +169,21 @@ describe('npm start', () => {
     const port = (blocker.address() as net.AddressInfo).port;
     const s = spawnStart(t, port);
     assert.equal(await s.exit, 1, s.output());
-    assert.match(s.output(), new RegExp(`port ${port} on 127\\.0\\.0\\.1 is already in use`));
+    assert.match(s.output(), new RegExp(`127\\.0\\.0\\.1:${port} is already in use`));
   });
 
-  test('exits non-zero with the php-fpm log tail when php-fpm dies', { timeout: 240_000 }, async (t) => {
+  test('php-fpm killed: the dev server starts it again and serves', { timeout: 240_000 }, async (t) => {
     const app = await start(t, await freePort());
-    // The php-fpm master that start.mjs (our child) spawned, ended as if from outside.
-    process.kill(app.fpmPid, 'SIGTERM');
-    assert.equal(await app.exit, 1, app.output());
-    assert.match(app.output(), new RegExp(`php-fpm \\(pid ${app.fpmPid}\\) exited unexpectedly`));
-    assert.match(app.output(), /NOTICE: Terminating/, 'the log tail is printed');
-    assert.equal(alive(app.fpmPid), false);
-    assert.equal(existsSync(dirname(app.fpmAddress.slice(5))), false);
+    process.kill(app.fpmPid, 'SIGKILL');
+    for (let n = 0; n < 200 && !/started again/.test(app.output()); n++) await new Promise((r) => setTimeout(r, 50));
+    assert.match(app.output(), new RegExp(`php-fpm ${app.fpmPid} exited \\(killed\\); starting it again`));
+    const res = await request(`${app.url}/hello/again`);
+    assert.equal(res.statusCode, 200);
+    await res.body.text();
+    const again = devState().fpmPid;
+    assert.notEqual(again, app.fpmPid);
+    app.child.kill('SIGINT');
+    assert.equal(await app.exit, 0, app.output());
+    assert.equal(alive(again), false, 'the new php-fpm was stopped too');
   });
 });
