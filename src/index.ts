@@ -67,3 +67,4 @@ export { resolveConfig, loadConfigFile, envOverrides, setOverride, formatIssue, 
 export type { GatewayConfig, GatewayConfigInput, SiteConfig, RouteConfig, UpstreamConfig } from './config/schema.js';
 export { parseSize, parseDuration } from './config/units.js';
 export { VERSION } from './version.js';
+export { findPhpFpm, startPhpFpm, PHP_FPM_INSTALL_HINT, type PhpFpmLaunchOptions, type PhpFpmProcess } from './fpm/launcher.js';

@@ -12,7 +12,7 @@
  */
 import { FASTCGI_CONF } from '../../test/helpers/nginx.js';
 // One search for php-fpm (newest version first, compared as numbers): the launcher's.
-import { findPhpFpm } from '../../src/fpm/launcher.js';
+import { findPhpFpm, type PhpFpmProcess, startPhpFpm as launchPhpFpm } from '../../src/fpm/launcher.js';
 import { procStatusKb } from '../../test/helpers/gateway-process.js';
 import { freePort } from '../../test/helpers/ports.js';
 import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -554,56 +554,41 @@ export interface BenchPhpFpm {
 }
 
 /**
- * Start php-fpm for benchmarking: pm = static, a unix socket in a temp dir, and the distro's
- * php.ini and conf.d (opcache included; no `-n`, no php_admin_value overrides), so PHP runs
- * as it does in a stock install. Resolves once the socket accepts connections.
+ * Start php-fpm for benchmarking through the product's launcher: pm = static, a unix socket in
+ * a temp dir, and the distro's php.ini and conf.d (opcache included; the launcher adds only the
+ * upload limits and an upload dir), so PHP runs as it does in a stock install. Resolves once the
+ * socket accepts connections.
  */
 export async function startBenchPhpFpm(options: BenchPhpFpmOptions = {}): Promise<BenchPhpFpm> {
-  const bin = findPhpFpm();
+  // The product's launcher (src/fpm/launcher.ts), as the tests and `dev` use it; the document
+  // root and the socket live in the bench's own dir.
   const dir = mkdtempSync(join(os.tmpdir(), 'fcgi-bench-fpm-'));
   const docRoot = createDocRoot(dir);
   const socketPath = join(dir, 'fpm.sock');
-  const logFile = join(dir, 'php-fpm.log');
-  const config =
-    [
-      '[global]',
-      `pid = ${join(dir, 'php-fpm.pid')}`,
-      `error_log = ${logFile}`,
-      'daemonize = no',
-      'log_level = notice',
-      '',
-      '[bench]',
-      `listen = ${socketPath}`,
-      'listen.backlog = 511',
-      // nginx workers may run as another user than php-fpm.
-      'listen.mode = 0666',
-      ...(IS_ROOT ? ['user = root', 'group = root'] : []),
-      'pm = static',
-      `pm.max_children = ${options.workers ?? 4}`,
-      `pm.max_requests = ${options.maxRequests ?? 0}`,
-      options.extraPool ?? '',
-    ].join('\n') + '\n';
-  const confPath = join(dir, 'php-fpm.conf');
-  writeFileSync(confPath, config);
-  const args = ['--nodaemonize', '--fpm-config', confPath, ...(IS_ROOT ? ['--allow-to-run-as-root'] : [])];
-  let proc: ChildProcess;
+  let fpm: PhpFpmProcess;
   try {
-    proc = await spawnUntilListening(bin, args, { path: socketPath }, logFile);
+    fpm = await launchPhpFpm({
+      workers: options.workers ?? 4,
+      maxRequests: options.maxRequests ?? 0,
+      socketPath,
+      poolName: 'bench',
+      // nginx workers may run as another user than php-fpm; a deep backlog as a stock pool has.
+      extraPoolConfig: ['listen.mode = 0666', 'listen.backlog = 511', options.extraPool ?? ''].join('\n'),
+    });
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
     throw err;
   }
-  const stop = stopOnce(proc, 'SIGQUIT', dir);
-  return {
-    address: `unix:${socketPath}`,
-    socketPath,
-    dir,
-    docRoot,
-    pid: proc.pid ?? 0,
-    config,
-    log: () => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : ''),
-    stop,
-  };
+  const config = readFileSync(join(fpm.dir, 'php-fpm.conf'), 'utf8');
+  let stopping: Promise<void> | null = null;
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      unregister();
+      await fpm.stop();
+      rmSync(dir, { recursive: true, force: true });
+    })());
+  const unregister = onInterrupt(stop);
+  return { address: fpm.address, socketPath, dir, docRoot, pid: fpm.pid, config, log: () => fpm.logTail(10_000), stop };
 }
 
 /**

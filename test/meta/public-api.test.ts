@@ -25,6 +25,7 @@ const EXPECTED = [
   'GatewayError',
   'HandlerError',
   'MAX_RECORD_CONTENT',
+  'PHP_FPM_INSTALL_HINT',
   'POOL_DEFAULTS',
   'ParamsTooLargeError',
   'PoolClosedError',
@@ -62,6 +63,7 @@ const EXPECTED = [
   'encodeStreamChunk',
   'encodeStreamEnd',
   'envOverrides',
+  'findPhpFpm',
   'formatIssue',
   'isLocalAddress',
   'loadConfigFile',
@@ -79,6 +81,7 @@ const EXPECTED = [
   'splitScriptPath',
   'startConfiguredServer',
   'startGatewayServer',
+  'startPhpFpm',
   'statusFor',
 ];
 
