@@ -4,7 +4,7 @@
  * and a change to stylesheets only swaps them in place. Tabs learn of changes through a
  * server-sent-events endpoint, and text/html answers get the small script that listens to it.
  *
- *   edit ─▶ chokidar ─▶ 60 ms debounce ─▶ SSE `reload` (or `css` with the paths) ─▶ tabs
+ *   edit ─▶ chokidar (write settled 50 ms) ─▶ 60 ms debounce ─▶ SSE `reload` (or `css` with the paths) ─▶ tabs
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { relative, sep } from 'node:path';
@@ -74,7 +74,14 @@ export function startLiveReload(dir: string, root: string, say: (line: string) =
       }
     }, 60);
   };
-  const watcher: FSWatcher = watch(dir, { ignored: (p: string) => IGNORED.test(relative(dir, p)), ignoreInitial: true });
+  // awaitWriteFinish: one event per save. Without it a single write can report a file twice
+  // (truncate, then data), and the second report lands in the next batch (seen in CI: a CSS
+  // edit just after a PHP one reloaded the page instead of swapping the stylesheet).
+  const watcher: FSWatcher = watch(dir, {
+    ignored: (p: string) => IGNORED.test(relative(dir, p)),
+    ignoreInitial: true,
+    awaitWriteFinish: { stabilityThreshold: 50, pollInterval: 10 },
+  });
   watcher.on('change', changed).on('add', changed).on('unlink', changed);
   const ready = new Promise<void>((r) => watcher.once('ready', () => r()));
   // A comment every 25 s keeps proxies and browsers from timing the stream out.
