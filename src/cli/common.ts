@@ -92,3 +92,16 @@ export function checkPageAnswer(kind: PageKind, path: string, address: UpstreamA
   const snippet = res.body.subarray(0, 200).toString('utf8').trim();
   throw new CliError(code, `unexpected answer from ${address.text} for ${path}: ${line}${snippet ? ` ${JSON.stringify(snippet)}` : ''}`);
 }
+
+/** Resolves at the first SIGINT or SIGTERM (the long-running commands' stop). */
+export function untilStopSignal(signals: NodeJS.EventEmitter): Promise<void> {
+  return new Promise((done) => {
+    const stop = (): void => {
+      signals.removeListener('SIGINT', stop);
+      signals.removeListener('SIGTERM', stop);
+      done();
+    };
+    signals.on('SIGINT', stop);
+    signals.on('SIGTERM', stop);
+  });
+}

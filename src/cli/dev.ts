@@ -23,7 +23,7 @@ import { formatPretty } from '../logging/access-log.js';
 import { type GatewayServer, startGatewayServer } from '../server.js';
 import { CliError, ExitCode } from './exit-codes.js';
 import { startLiveReload } from './live-reload.js';
-import type { CliIo } from './common.js';
+import { type CliIo, untilStopSignal } from './common.js';
 
 export interface DevArgs {
   readonly dir?: string | undefined;
@@ -312,15 +312,7 @@ export async function devCommand(args: DevArgs, io: CliIo & { readonly cwd: stri
 
   say(`serving ${root}${frontController ? ` (front controller ${frontController})` : ''} with php-fpm ${bin.split('/').pop()} (${workers} workers)${live !== null ? ', live reload on' : ''}`);
   io.stderr.write(`\n  ${gw.url}\n\n`);
-  await new Promise<void>((done) => {
-    const stop = (): void => {
-      signals.removeListener('SIGINT', stop);
-      signals.removeListener('SIGTERM', stop);
-      done();
-    };
-    signals.on('SIGINT', stop);
-    signals.on('SIGTERM', stop);
-  });
+  await untilStopSignal(signals);
   stopping = true;
   say('stopping');
   // Open event streams would keep the close waiting.

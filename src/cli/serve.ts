@@ -14,7 +14,7 @@ import type { GatewayConfig } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
 import { type ConfiguredServer, type GatewayServer, type GatewayServerOptions, startConfiguredServer, startGatewayServer } from '../server.js';
 import { startPrimary } from '../server/cluster.js';
-import type { CliIo } from './common.js';
+import { type CliIo, untilStopSignal } from './common.js';
 
 /** Flags of `serve`, as yargs hands them over. */
 export interface ServeArgs {
@@ -181,15 +181,7 @@ export async function serveCommand(
     const adminUrl = (gw as Partial<ConfiguredServer>).adminUrl ?? null;
     if (adminUrl !== null) say(`admin listener on ${adminUrl} (/healthz, /readyz, /metrics)`);
     if (hupEarly) onHup();
-    await new Promise<void>((done) => {
-      const stop = (): void => {
-        signals.removeListener('SIGINT', stop);
-        signals.removeListener('SIGTERM', stop);
-        done();
-      };
-      signals.on('SIGINT', stop);
-      signals.on('SIGTERM', stop);
-    });
+    await untilStopSignal(signals);
     say('shutting down, letting running requests finish');
     await reloading;
     await gw.close();

@@ -1,6 +1,6 @@
 /**
- * `fastcgi-gateway serve` as the operator runs it: the real CLI in a child process, with its
- * stderr events and stdout (access log) lines kept, signals sent by PID, and a teardown that
+ * The real CLI in a child process (spawnCli), and `fastcgi-gateway serve` on top of it as the
+ * operator runs it: its stderr events and stdout (access log) lines kept, signals sent by PID, and a teardown that
  * kills what is left of its process tree (the primary and its workers) by PID.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -38,43 +38,66 @@ function cmdline(pid: number): string {
   }
 }
 
-export async function startServe(args: readonly string[], o: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<ServeProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: o.env ?? process.env });
-  let stderr = '';
-  let stdout = '';
+/** The CLI in a child process, its output kept: stderr, stdout, and both in arrival order. */
+export interface CliChild {
+  readonly child: ChildProcess;
+  stderr(): string;
+  stdout(): string;
+  /** Both streams, in arrival order. */
+  all(): string;
+  /** Resolves when `which` output matches `re` (after `from` characters of it), with the match. */
+  waitFor(which: 'stderr' | 'all', re: RegExp, timeoutMs?: number, from?: number): Promise<RegExpExecArray>;
+  /** Exit code (null if killed by a signal). */
+  readonly exited: Promise<number | null>;
+}
+
+/** Spawn `fastcgi-gateway ARGS` (from src/ under tsx) in the repository root. */
+export function spawnCli(args: readonly string[], env: NodeJS.ProcessEnv = process.env): CliChild {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env });
+  const text = { stderr: '', stdout: '', all: '' };
   const waiters = new Set<() => void>();
-  child.stderr!.setEncoding('utf8').on('data', (c: string) => {
-    stderr += c;
-    for (const w of [...waiters]) w();
-  });
-  child.stdout!.setEncoding('utf8').on('data', (c: string) => {
-    stdout += c;
-  });
+  for (const name of ['stderr', 'stdout'] as const) {
+    child[name]!.setEncoding('utf8').on('data', (c: string) => {
+      text[name] += c;
+      text.all += c;
+      for (const w of [...waiters]) w();
+    });
+  }
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  const waitForStderr = (re: RegExp, timeoutMs = 30_000, from = 0): Promise<RegExpExecArray> =>
+  const waitFor = (which: 'stderr' | 'all', re: RegExp, timeoutMs = 30_000, from = 0): Promise<RegExpExecArray> =>
     new Promise((res, rej) => {
-      const check = (): void => {
-        const m = re.exec(stderr.slice(from));
-        if (m) {
-          waiters.delete(check);
-          clearTimeout(timer);
-          res(m);
-        }
+      const check = (): boolean => {
+        const m = re.exec(text[which].slice(from));
+        if (!m) return false;
+        waiters.delete(check);
+        clearTimeout(timer);
+        res(m);
+        return true;
       };
       const timer = setTimeout(() => {
         waiters.delete(check);
-        rej(new Error(`stderr never matched ${re}: ${stderr}`));
+        rej(new Error(`${args[0]} output never matched ${re}:\n${text.all}`));
       }, timeoutMs);
+      // After the exit, the last data may still be on its way: one more look, then give up.
+      void exited.then(() =>
+        setTimeout(() => {
+          if (waiters.has(check) && !check()) {
+            waiters.delete(check);
+            clearTimeout(timer);
+            rej(new Error(`${args[0]} exited before its output matched ${re}:\n${text.all}`));
+          }
+        }, 50),
+      );
       waiters.add(check);
-      void exited.then(() => {
-        if (waiters.has(check)) {
-          waiters.delete(check);
-          clearTimeout(timer);
-          rej(new Error(`serve exited before stderr matched ${re}: ${stderr}`));
-        }
-      });
       check();
     });
+  return { child, stderr: () => text.stderr, stdout: () => text.stdout, all: () => text.all, waitFor, exited };
+}
+
+export async function startServe(args: readonly string[], o: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<ServeProcess> {
+  const cli = spawnCli(['serve', ...args], o.env);
+  const { child, exited } = cli;
+  const waitForStderr = (re: RegExp, timeoutMs?: number, from?: number): Promise<RegExpExecArray> => cli.waitFor('stderr', re, timeoutMs, from);
   const pid = child.pid!;
   const m = await waitForStderr(/serving .*? on ([^\s,]+(?:, [^\s,]+)*)/, o.timeoutMs ?? 60_000).catch(async (err: unknown) => {
     signalTree(pid, 'SIGKILL');
@@ -84,9 +107,10 @@ export async function startServe(args: readonly string[], o: { env?: NodeJS.Proc
     urls: m[1]!.split(', '),
     pid,
     child,
-    stderr: () => stderr,
+    stderr: cli.stderr,
     logLines: () =>
-      stdout
+      cli
+        .stdout()
         .split('\n')
         .filter((l) => l.startsWith('{'))
         .map((l) => JSON.parse(l) as Record<string, unknown>),

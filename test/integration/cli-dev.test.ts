@@ -6,7 +6,7 @@
  * how to install php-fpm when there is none.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,6 +16,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
+import { spawnCli } from '../helpers/cli-serve.js';
 import { alive, childrenOf, signalTree } from '../helpers/procs.js';
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -32,47 +33,12 @@ interface Dev {
 }
 
 function startDev(args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<Dev> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'dev', ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let err = '';
-  let out = '';
-  /** Both streams, in arrival order: what waitFor searches. */
-  let all = '';
-  const waiters = new Set<() => void>();
-  child.stderr!.setEncoding('utf8').on('data', (c: string) => {
-    err += c;
-    all += c;
-    for (const w of [...waiters]) w();
-  });
-  child.stdout!.setEncoding('utf8').on('data', (c: string) => {
-    out += c;
-    all += c;
-    for (const w of [...waiters]) w();
-  });
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  const waitFor = (re: RegExp, from = 0): Promise<RegExpExecArray> =>
-    new Promise((res, rej) => {
-      const check = (): void => {
-        const m = re.exec(all.slice(from));
-        if (m) {
-          waiters.delete(check);
-          clearTimeout(timer);
-          res(m);
-        }
-      };
-      const timer = setTimeout(() => {
-        waiters.delete(check);
-        rej(new Error(`dev output never matched ${re}:\n${err}\n${out}`));
-      }, 30_000);
-      void exited.then(() => {
-        if (waiters.has(check)) setTimeout(() => check(), 50);
-      });
-      waiters.add(check);
-      check();
-    });
+  const cli = spawnCli(['dev', ...args], env);
+  const waitFor = (re: RegExp, from = 0): Promise<RegExpExecArray> => cli.waitFor('all', re, 30_000, from);
   return waitFor(/\n {2}(http:\/\/\S+)\n/).then(
-    (m) => ({ child, url: m[1]!, stderr: () => err, stdout: () => out, mark: () => all.length, waitFor, exited }),
+    (m) => ({ child: cli.child, url: m[1]!, stderr: cli.stderr, stdout: cli.stdout, mark: () => cli.all().length, waitFor, exited: cli.exited }),
     async (e: unknown) => {
-      if (child.pid) signalTree(child.pid, 'SIGKILL');
+      if (cli.child.pid) signalTree(cli.child.pid, 'SIGKILL');
       throw e;
     },
   );
