@@ -35,6 +35,8 @@ if (need.has('nginx') && !existsSync(process.env.NGINX_BIN ?? '/usr/sbin/nginx')
 // The fastcgi route is tested against a real fcgiwrap running git-http-backend.
 if (need.has('fcgiwrap') && !existsSync('/usr/sbin/fcgiwrap')) aptPackages.push('fcgiwrap');
 if (need.has('fcgiwrap') && !existsSync('/usr/lib/git-core/git-http-backend')) aptPackages.push('git');
+// The dev server's browser test drives a real headless Chromium (no browser download).
+if (need.has('chromium') && !existsSync(process.env.CHROMIUM_BIN ?? '/usr/bin/chromium')) aptPackages.push('chromium');
 if (aptPackages.length > 0) {
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   const hasApt = existsSync('/usr/bin/apt-get');

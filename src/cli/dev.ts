@@ -279,6 +279,8 @@ export async function devCommand(args: DevArgs, io: CliIo & { readonly cwd: stri
     frontController,
     logger,
     pool: { connections: workers, idleTimeout: '1s' },
+    // Edits show at once: no remembered stat results or small-file bodies (production keeps them 1 s).
+    statCacheTtl: 0,
     ...(live !== null ? { intercept: live.intercept } : {}),
   } as const;
 

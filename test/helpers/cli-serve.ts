@@ -128,3 +128,27 @@ export async function startServe(args: readonly string[], o: { env?: NodeJS.Proc
     },
   };
 }
+
+/** `fastcgi-gateway dev` in a child process, started once its URL is printed. */
+export interface Dev {
+  readonly child: ChildProcess;
+  readonly url: string;
+  stderr(): string;
+  stdout(): string;
+  /** Length of everything output so far: a `from` for waitFor. */
+  mark(): number;
+  waitFor(re: RegExp, from?: number): Promise<RegExpExecArray>;
+  readonly exited: Promise<number | null>;
+}
+
+export function startDev(args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<Dev> {
+  const cli = spawnCli(['dev', ...args], env);
+  const waitFor = (re: RegExp, from = 0): Promise<RegExpExecArray> => cli.waitFor('all', re, 30_000, from);
+  return waitFor(/\n {2}(http:\/\/\S+)\n/).then(
+    (m) => ({ child: cli.child, url: m[1]!, stderr: cli.stderr, stdout: cli.stdout, mark: () => cli.all().length, waitFor, exited: cli.exited }),
+    async (e: unknown) => {
+      if (cli.child.pid) signalTree(cli.child.pid, 'SIGKILL');
+      throw e;
+    },
+  );
+}

@@ -6,7 +6,7 @@
  * how to install php-fpm when there is none.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,33 +16,10 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
-import { spawnCli } from '../helpers/cli-serve.js';
+import { type Dev, startDev } from '../helpers/cli-serve.js';
 import { alive, childrenOf, signalTree } from '../helpers/procs.js';
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
-
-interface Dev {
-  readonly child: ChildProcess;
-  readonly url: string;
-  stderr(): string;
-  stdout(): string;
-  /** Length of everything output so far: a `from` for waitFor. */
-  mark(): number;
-  waitFor(re: RegExp, from?: number): Promise<RegExpExecArray>;
-  readonly exited: Promise<number | null>;
-}
-
-function startDev(args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<Dev> {
-  const cli = spawnCli(['dev', ...args], env);
-  const waitFor = (re: RegExp, from = 0): Promise<RegExpExecArray> => cli.waitFor('all', re, 30_000, from);
-  return waitFor(/\n {2}(http:\/\/\S+)\n/).then(
-    (m) => ({ child: cli.child, url: m[1]!, stderr: cli.stderr, stdout: cli.stdout, mark: () => cli.all().length, waitFor, exited: cli.exited }),
-    async (e: unknown) => {
-      if (cli.child.pid) signalTree(cli.child.pid, 'SIGKILL');
-      throw e;
-    },
-  );
-}
 
 const LIVE_TAG = '\n<script src="/__fastcgi-gateway/live.js" async></script>\n';
 /** One GET; `text` without the live-reload tag that dev appends to HTML (PHP's default type). */
