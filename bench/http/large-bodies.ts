@@ -8,7 +8,7 @@
  *   md5 + byte count    ◀──undici── gateway (child process) ◀──unix── php-fpm big.php?size=N
  *
  * Env: `SIZE_MIB=1024` (body size), `RUNS=1`, `FPM_WORKERS=2`. The gateway runs in its own
- * process (test/helpers/gateway-process.ts) so its memory is not mixed with this client's;
+ * process (`serve`, started like a bench contender) so its memory is not mixed with this client's;
  * its VmHWM is reset before each transfer and VmRSS sampled every 50 ms. Each transfer is
  * checked (md5 and size) before its figures are reported. php-fpm is the bench one (distro
  * php.ini) with post_max_size = 0, upload_max_filesize = 4G and max_execution_time = 0. Every
@@ -16,9 +16,12 @@
  * pipe closes and php-fpm through `installCleanup()`.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { Client } from 'undici';
-import { startGatewayProcess, type RssReport, watchRss } from '../../test/helpers/gateway-process.js';
+import { startContender } from '../../src/bench/contenders.js';
+import { type RssReport, watchRss } from '../../src/bench/procs.js';
 import { benchMeta, envInt, installCleanup, median, printTable, round, startBenchPhpFpm, toolVersions, writeResult } from './lib.js';
 
 const MiB = 1024 * 1024;
@@ -122,17 +125,21 @@ async function main(): Promise<void> {
       'php_admin_value[max_execution_time] = 0',
     ].join('\n'),
   });
+  // The two scripts: a download of ?size= deterministic bytes in 64 KiB pieces, and an upload
+  // reported as size and md5 of PHP's own temp copy.
+  writeFileSync(
+    join(fpm.docRoot, 'big.php'),
+    "<?php\n$size = (int)($_GET['size'] ?? 0);\nheader('Content-Type: application/octet-stream');\nheader('Content-Length: ' . $size);\n$block = '';\nfor ($i = 0; $i < 65536; $i++) $block .= chr($i % 251);\nfor ($left = $size; $left > 0; $left -= 65536) echo $left >= 65536 ? $block : substr($block, 0, $left);\n",
+  );
+  writeFileSync(
+    join(fpm.docRoot, 'upload-md5.php'),
+    "<?php\nheader('Content-Type: application/json');\n$files = [];\nforeach ($_FILES as $k => $f) $files[$k] = ['size' => $f['size'], 'error' => $f['error'], 'md5' => $f['error'] === UPLOAD_ERR_OK ? md5_file($f['tmp_name']) : null];\necho json_encode(['files' => (object)$files]);\n",
+  );
   const results: Measured[] = [];
   try {
-    const gw = await startGatewayProcess({
-      root: fpm.docRoot,
-      upstream: fpm.address,
-      listen: '127.0.0.1:0',
-      accessLog: false,
-      maxBodySize: 0,
-      pool: { connections: WORKERS },
-    });
-    const client = new Client(gw.url, { bodyTimeout: 0, headersTimeout: 0 });
+    // `fastcgi-gateway serve` as the bench command starts it, without a body size limit.
+    const gw = await startContender('gateway', { address: fpm.address, root: fpm.docRoot, frontController: null, connections: WORKERS }, { serveArgs: ['--max-body-size', '0'] });
+    const client = new Client(gw.origin, { bodyTimeout: 0, headersTimeout: 0 });
     try {
       const expected = bigMd5(SIZE);
       // Warm-up: both paths once at 8 MiB.

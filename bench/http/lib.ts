@@ -10,29 +10,42 @@
  * checked against their start time so a reused PID is never signalled). `installCleanup()`
  * makes Ctrl-C run the same stops. Linux only (/proc). Never used by tests.
  */
-import { FASTCGI_CONF } from '../../test/helpers/nginx.js';
-// One search for php-fpm (newest version first, compared as numbers): the launcher's.
+// One search for php-fpm (newest version first, compared as numbers): the launcher's. The
+// /proc readers, nginx and wrk come from the `fastcgi-gateway bench` harness (src/bench/).
 import { findPhpFpm, type PhpFpmProcess, startPhpFpm as launchPhpFpm } from '../../src/fpm/launcher.js';
-import { procStatusKb } from '../../test/helpers/gateway-process.js';
-import { freePort } from '../../test/helpers/ports.js';
-import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { buildCgiParams } from '../../src/cgi/params-builder.js';
+import { writeBenchRoot } from '../../src/bench/workloads.js';
+import { NGINX_BIN } from '../../src/bench/nginx.js';
+import { WRK_BIN } from '../../src/bench/load.js';
+import { onInterrupt } from '../../src/bench/procs.js';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export { freePort, procStatusKb };
+export {
+  childPids,
+  clockTicksPerSecond,
+  freePort,
+  installCleanup,
+  onInterrupt,
+  processTree,
+  procStatusKb,
+  readProcStat,
+  reapedChildrenCpuUs,
+  stopTree,
+  treeCpuTimeUs,
+  treePeakRssKb,
+} from '../../src/bench/procs.js';
+export { type BenchNginx, NGINX_BIN, type NginxOptions, startNginx } from '../../src/bench/nginx.js';
+export { type LoadResult, runWrk, WRK_BIN } from '../../src/bench/load.js';
 
 /** Repository root (two levels above this file). */
 export const REPO_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 /** Where result JSON files go. */
 export const RESULTS_DIR = join(REPO_ROOT, 'bench', 'results');
-/** PHP fixtures copied into every bench docroot. */
-export const PHP_FIXTURES = join(REPO_ROOT, 'test', 'fixtures', 'php');
-
-const IS_ROOT = typeof process.getuid === 'function' && process.getuid() === 0;
 
 // ── env knobs and small statistics ─────────────────────────────────────────────────────────
 
@@ -181,145 +194,6 @@ export function writeResult(name: string, data: unknown): string {
   return file;
 }
 
-// ── cleanup on exit and Ctrl-C ─────────────────────────────────────────────────────────────
-
-const cleanups = new Set<() => Promise<void>>();
-let cleanupInstalled = false;
-
-/** Register a stop function to run on SIGINT / SIGTERM; returns the unregister function. */
-export function onInterrupt(fn: () => Promise<void>): () => void {
-  cleanups.add(fn);
-  return () => cleanups.delete(fn);
-}
-
-/** Make SIGINT / SIGTERM stop every process these helpers started, then exit 130 / 143. */
-export function installCleanup(): void {
-  if (cleanupInstalled) return;
-  cleanupInstalled = true;
-  const handler = (signal: NodeJS.Signals): void => {
-    console.error(`\n${signal}: stopping benchmark processes`);
-    void Promise.allSettled([...cleanups].map((fn) => fn())).then(() => process.exit(signal === 'SIGINT' ? 130 : 143));
-  };
-  process.once('SIGINT', handler);
-  process.once('SIGTERM', handler);
-}
-
-// ── /proc sampling ─────────────────────────────────────────────────────────────────────────
-
-let clockTicks: number | null = null;
-
-/** Kernel clock ticks per second (utime/stime unit), from `getconf CLK_TCK`, else 100. */
-export function clockTicksPerSecond(): number {
-  if (clockTicks === null) {
-    const n = Number(tryExec('getconf', ['CLK_TCK']));
-    clockTicks = Number.isInteger(n) && n > 0 ? n : 100;
-  }
-  return clockTicks;
-}
-
-/** The fields of /proc/PID/stat these helpers use; times in clock ticks. */
-export interface ProcStat {
-  readonly pid: number;
-  readonly comm: string;
-  readonly ppid: number;
-  readonly utime: number;
-  readonly stime: number;
-  /** CPU of children this process has waited for (reaped workers end up here). */
-  readonly cutime: number;
-  readonly cstime: number;
-  /** Start time since boot in ticks: with the pid, identifies one process for good. */
-  readonly starttime: number;
-}
-
-/** Parse /proc/PID/stat; null when the process is gone. */
-export function readProcStat(pid: number): ProcStat | null {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return null;
-  }
-  // comm is in parentheses and may contain spaces or ')': split after the last ')'.
-  const close = text.lastIndexOf(')');
-  const comm = text.slice(text.indexOf('(') + 1, close);
-  // rest[0] is field 3 (state), so field n (1-based, proc(5)) is rest[n - 3].
-  const rest = text.slice(close + 2).split(' ');
-  const field = (n: number): number => Number(rest[n - 3]);
-  return {
-    pid,
-    comm,
-    ppid: field(4),
-    utime: field(14),
-    stime: field(15),
-    cutime: field(16),
-    cstime: field(17),
-    starttime: field(22),
-  };
-}
-
-/** Live children of `pid` (scans /proc: /proc/PID/task/TID/children is not always built in). */
-export function childPids(pid: number): number[] {
-  const out: number[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const st = readProcStat(Number(name));
-    if (st !== null && st.ppid === pid) out.push(st.pid);
-  }
-  return out;
-}
-
-/** `pid` and all its live descendants. */
-export function processTree(pid: number): number[] {
-  const all: number[] = [];
-  const todo = [pid];
-  while (todo.length > 0) {
-    const p = todo.pop()!;
-    if (readProcStat(p) === null) continue;
-    all.push(p);
-    todo.push(...childPids(p));
-  }
-  return all;
-}
-
-/**
- * CPU time (user + system, µs) of a process tree: every live member plus what each has
- * reaped from its children, so a worker that exits during a window is still counted (it moves
- * from the live sum into its parent's cutime/cstime). Differences of two calls give the CPU a
- * server spent in between, at clock-tick resolution (10 ms at 100 Hz).
- */
-export function treeCpuTimeUs(rootPid: number): number {
-  let ticks = 0;
-  for (const pid of processTree(rootPid)) {
-    const st = readProcStat(pid);
-    if (st !== null) ticks += st.utime + st.stime + st.cutime + st.cstime;
-  }
-  return (ticks * 1e6) / clockTicksPerSecond();
-}
-
-/** CPU time (µs) of this process's reaped children (e.g. a finished wrk). */
-export function reapedChildrenCpuUs(): number {
-  const st = readProcStat(process.pid);
-  return st === null ? 0 : ((st.cutime + st.cstime) * 1e6) / clockTicksPerSecond();
-}
-
-
-/**
- * Peak RSS (VmHWM, kB) of each live process in a tree and their sum. The sum counts shared
- * pages (code, shared memory) once per process, so it overstates a forking server's footprint.
- */
-export function treePeakRssKb(rootPid: number): { totalKb: number; byPid: Record<string, number> } {
-  const byPid: Record<string, number> = {};
-  let totalKb = 0;
-  for (const pid of processTree(rootPid)) {
-    const kb = procStatusKb(pid, 'VmHWM');
-    if (kb !== null) {
-      byPid[String(pid)] = kb;
-      totalKb += kb;
-    }
-  }
-  return { totalKb, byPid };
-}
-
 /**
  * Connections waiting in a unix listening socket's accept queue (the Recv-Q that `ss -xl`
  * shows for a LISTEN socket); null when `ss` is missing or the socket is not listed. For
@@ -379,86 +253,14 @@ export async function listenQueueAfterLoad(socketPath: string, timeoutMs = 2000)
   }
 }
 
-// ── process management ─────────────────────────────────────────────────────────────────────
-
-function exited(proc: ChildProcess): boolean {
-  return proc.exitCode !== null || proc.signalCode !== null;
-}
-
-/**
- * Stop a server we spawned: `signal` to the master, SIGKILL after `graceMs`, then SIGKILL to
- * any child that outlived it (a php-fpm worker survives a SIGKILLed master). Children are
- * recorded before the signal and matched by start time, so a recycled PID is left alone.
- */
-export async function stopTree(proc: ChildProcess, signal: NodeJS.Signals, graceMs: number): Promise<void> {
-  const pid = proc.pid;
-  if (pid === undefined || exited(proc)) return;
-  const children = processTree(pid)
-    .filter((p) => p !== pid)
-    .map((p) => readProcStat(p))
-    .filter((s): s is ProcStat => s !== null);
-  const done = new Promise<void>((res) => proc.once('exit', () => res()));
-  proc.kill(signal);
-  const timer = setTimeout(() => proc.kill('SIGKILL'), graceMs);
-  await done;
-  clearTimeout(timer);
-  for (const child of children) {
-    const now = readProcStat(child.pid);
-    if (now !== null && now.starttime === child.starttime) {
-      try {
-        process.kill(child.pid, 'SIGKILL');
-      } catch {
-        // Already gone.
-      }
-    }
-  }
-}
-
-
-function canConnect(target: { path: string } | { host: string; port: number }): Promise<boolean> {
-  return new Promise((res) => {
-    const s = net.connect(target);
-    s.once('connect', () => {
-      s.destroy();
-      res(true);
-    });
-    s.once('error', () => res(false));
-  });
-}
-
-/** Spawn and wait until `target` accepts connections, or throw with the process output. */
-async function spawnUntilListening(
-  bin: string,
-  args: readonly string[],
-  target: { path: string } | { host: string; port: number },
-  logFile: string,
-): Promise<ChildProcess> {
-  const proc = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  proc.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
-  const gone = new Promise<void>((res) => proc.once('exit', () => res()));
-  const deadline = Date.now() + 10_000;
-  while (!exited(proc) && Date.now() < deadline) {
-    if (await canConnect(target)) return proc;
-    await Promise.race([new Promise((r) => setTimeout(r, 25)), gone]);
-  }
-  if (!exited(proc)) await stopTree(proc, 'SIGKILL', 1000);
-  const log = existsSync(logFile) ? readFileSync(logFile, 'utf8') : '';
-  throw new Error(`${bin} did not start listening: ${stderr}\n${log}`);
-}
-
 // ── docroot and CGI params ─────────────────────────────────────────────────────────────────
 
 /**
- * A bench docroot in `dir/www`: the PHP fixtures plus opcache-check.php, which reports
- * whether opcache is on in the worker that runs it.
+ * A bench docroot in `dir/www`: the `fastcgi-gateway bench` workloads' scripts (hello.php and
+ * the rest) plus opcache-check.php, which reports whether opcache is on in the worker that runs it.
  */
 export function createDocRoot(dir: string): string {
-  const root = join(dir, 'www');
-  mkdirSync(root, { recursive: true });
-  for (const name of readdirSync(PHP_FIXTURES)) {
-    if (name.endsWith('.php')) copyFileSync(join(PHP_FIXTURES, name), join(root, name));
-  }
+  const root = writeBenchRoot(dir);
   writeFileSync(
     join(root, 'opcache-check.php'),
     [
@@ -489,40 +291,21 @@ export interface CgiRequestShape {
 
 /**
  * The params nginx sends for a GET with the canonical config (startNginx): its fastcgi_params
- * table, HTTP_PROXY "" (httpoxy), SCRIPT_FILENAME, PATH_INFO, then the request headers. The
- * client bench sends this so both sides of a comparison give php-fpm the same work.
+ * table, SCRIPT_FILENAME, then the request headers as HTTP_*. The client bench sends this so
+ * both sides of a comparison give php-fpm the same work.
  */
 export function nginxLikeParams(shape: CgiRequestShape): Array<[string, string]> {
   const query = shape.query ?? '';
-  const uri = query === '' ? shape.script : `${shape.script}?${query}`;
-  const host = shape.host ?? 'localhost';
-  const params: Array<[string, string]> = [
-    ['QUERY_STRING', query],
-    ['REQUEST_METHOD', shape.method ?? 'GET'],
-    ['CONTENT_TYPE', ''],
-    ['CONTENT_LENGTH', ''],
-    ['SCRIPT_NAME', shape.script],
-    ['REQUEST_URI', uri],
-    ['DOCUMENT_URI', shape.script],
-    ['DOCUMENT_ROOT', shape.docRoot],
-    ['SERVER_PROTOCOL', 'HTTP/1.1'],
-    ['REQUEST_SCHEME', 'http'],
-    ['GATEWAY_INTERFACE', 'CGI/1.1'],
-    ['SERVER_SOFTWARE', 'fastcgi-gateway'],
-    ['REMOTE_ADDR', '127.0.0.1'],
-    ['REMOTE_PORT', String(shape.remotePort ?? 51234)],
-    ['REMOTE_USER', ''],
-    ['SERVER_ADDR', '127.0.0.1'],
-    ['SERVER_PORT', String(shape.serverPort ?? 8080)],
-    ['SERVER_NAME', 'localhost'],
-    ['REDIRECT_STATUS', '200'],
-    ['HTTP_PROXY', ''],
-    ['SCRIPT_FILENAME', join(shape.docRoot, shape.script)],
-    ['PATH_INFO', ''],
-    ['HTTP_HOST', host],
-  ];
-  for (const [name, value] of shape.headers ?? []) params.push([`HTTP_${name.toUpperCase().replace(/-/g, '_')}`, value]);
-  return params;
+  const rawUrl = query === '' ? shape.script : `${shape.script}?${query}`;
+  const rawHeaders = ['Host', shape.host ?? 'localhost', ...(shape.headers ?? []).flat()];
+  // The gateway's own params builder: nginx's table, in nginx's order (the differential test holds it to that).
+  const params = buildCgiParams(
+    { method: shape.method ?? 'GET', rawUrl, httpVersion: '1.1', rawHeaders, remoteAddress: '127.0.0.1', remotePort: shape.remotePort ?? 51234, serverAddress: '127.0.0.1', serverPort: shape.serverPort ?? 8080, https: false },
+    { scriptName: shape.script, pathInfo: '', documentUri: shape.script, query, documentRoot: shape.docRoot },
+    { serverSoftware: 'fastcgi-gateway', serverName: 'localhost', extraParams: {} },
+    { contentLength: null, contentType: null },
+  );
+  return params.map(([n, v]) => [n, String(v)]);
 }
 
 // ── php-fpm ────────────────────────────────────────────────────────────────────────────────
@@ -589,263 +372,6 @@ export async function startBenchPhpFpm(options: BenchPhpFpmOptions = {}): Promis
     })());
   const unregister = onInterrupt(stop);
   return { address: fpm.address, socketPath, dir, docRoot, pid: fpm.pid, config, log: () => fpm.logTail(10_000), stop };
-}
-
-/**
- * Stop a process tree started by a bench (then remove its dir), at most once: Ctrl-C and a
- * finally block may both call it.
- */
-function stopOnce(proc: ChildProcess, signal: NodeJS.Signals, dir: string): () => Promise<void> {
-  let stopping: Promise<void> | null = null;
-  const stop = (): Promise<void> =>
-    (stopping ??= (async () => {
-      unregister();
-      await stopTree(proc, signal, 3000);
-      rmSync(dir, { recursive: true, force: true });
-    })());
-  const unregister = onInterrupt(stop);
-  return stop;
-}
-
-// ── nginx ──────────────────────────────────────────────────────────────────────────────────
-
-/** nginx binary (NGINX_BIN, default /usr/sbin/nginx). */
-export const NGINX_BIN = process.env['NGINX_BIN'] ?? '/usr/sbin/nginx';
-
-/**
- * nginx's fastcgi.conf table (fastcgi_params + SCRIPT_FILENAME), shared with the differential
- * test's nginx so both measure and compare the same configuration.
- */
-export const CANONICAL_FASTCGI_PARAMS = FASTCGI_CONF;
-
-/** Options for `startNginx`. */
-export interface NginxOptions {
-  /** php-fpm unix socket path. */
-  readonly fpmSocket: string;
-  /** Document root holding the scripts (a `createDocRoot` dir). */
-  readonly docRoot: string;
-  /**
-   * Idle upstream connections each worker keeps (`keepalive N` + `fastcgi_keep_conn on`;
-   * default 4 = php-fpm workers). 0: neither directive, one php-fpm connection per request.
-   */
-  readonly keepalive?: number;
-  /** worker_processes (default 1). */
-  readonly workers?: number;
-  /** `listen … ssl http2` with this certificate and key (default: plain HTTP). */
-  readonly tls?: { readonly cert: string; readonly key: string };
-  /** worker_connections (default 1024); worker_rlimit_nofile follows it. */
-  readonly workerConnections?: number;
-  /** keepalive_requests (default nginx's 1000; also HTTP/2 streams per connection). */
-  readonly keepaliveRequests?: number;
-}
-
-/** A running private nginx. */
-export interface BenchNginx {
-  /** `http://127.0.0.1:PORT` (no trailing slash). */
-  readonly origin: string;
-  readonly port: number;
-  readonly dir: string;
-  /** Master PID; workers are its children. */
-  readonly pid: number;
-  /** The generated nginx.conf. */
-  readonly config: string;
-  errorLog(): string;
-  /** SIGTERM (fast shutdown), SIGKILL after 3 s and for surviving workers; removes the temp dir. */
-  stop(): Promise<void>;
-}
-
-/**
- * Start nginx (`nginx -p DIR -c DIR/nginx.conf -e DIR/error.log -g 'daemon off;'`) with the
- * canonical nginx + php-fpm setup: `location ~ \.php$`, `try_files $uri =404`,
- * `fastcgi_split_path_info`, the stock fastcgi_params, `SCRIPT_FILENAME
- * $document_root$fastcgi_script_name`, and an upstream block with `keepalive` plus
- * `fastcgi_keep_conn on` so php-fpm connections are reused. Access log off, one worker.
- */
-export async function startNginx(options: NginxOptions): Promise<BenchNginx> {
-  if (!existsSync(NGINX_BIN)) throw new Error(`nginx not found at ${NGINX_BIN} (Debian: apt-get install nginx-light) — or set NGINX_BIN`);
-  const dir = mkdtempSync(join(os.tmpdir(), 'fcgi-bench-nginx-'));
-  const port = await freePort();
-  const tmp = join(dir, 'tmp');
-  mkdirSync(tmp);
-  writeFileSync(join(dir, 'fastcgi_params'), CANONICAL_FASTCGI_PARAMS);
-  const errorLog = join(dir, 'error.log');
-  const keepalive = options.keepalive ?? 4;
-  const config =
-    [
-      // As root the workers would default to "nobody", which cannot enter a 0700 temp dir.
-      ...(IS_ROOT ? ['user root root;'] : []),
-      `worker_processes ${options.workers ?? 1};`,
-      `worker_rlimit_nofile ${2 * (options.workerConnections ?? 1024) + 64};`,
-      `pid ${join(dir, 'nginx.pid')};`,
-      `error_log ${errorLog} warn;`,
-      '',
-      'events {',
-      `    worker_connections ${options.workerConnections ?? 1024};`,
-      '}',
-      '',
-      'http {',
-      '    access_log off;',
-      ...(options.keepaliveRequests !== undefined ? [`    keepalive_requests ${options.keepaliveRequests};`] : []),
-      `    client_body_temp_path ${join(tmp, 'body')};`,
-      `    fastcgi_temp_path ${join(tmp, 'fastcgi')};`,
-      `    proxy_temp_path ${join(tmp, 'proxy')};`,
-      `    scgi_temp_path ${join(tmp, 'scgi')};`,
-      `    uwsgi_temp_path ${join(tmp, 'uwsgi')};`,
-      '',
-      '    upstream php {',
-      `        server unix:${options.fpmSocket};`,
-      ...(keepalive > 0 ? [`        keepalive ${keepalive};`] : []),
-      '    }',
-      '',
-      '    server {',
-      ...(options.tls
-        ? [`        listen 127.0.0.1:${port} ssl http2;`, `        ssl_certificate ${options.tls.cert};`, `        ssl_certificate_key ${options.tls.key};`]
-        : [`        listen 127.0.0.1:${port};`]),
-      '        server_name localhost;',
-      `        root ${options.docRoot};`,
-      '        index index.php;',
-      '',
-      '        location ~ \\.php$ {',
-      '            try_files $uri =404;',
-      '            fastcgi_split_path_info ^(.+?\\.php)(/.*)$;',
-      '            fastcgi_pass php;',
-      ...(keepalive > 0 ? ['            fastcgi_keep_conn on;'] : []),
-      '            fastcgi_index index.php;',
-      `            include ${join(dir, 'fastcgi_params')};`,
-      '            fastcgi_param HTTP_PROXY "";',
-      '            fastcgi_param PATH_INFO $fastcgi_path_info;',
-      '        }',
-      '    }',
-      '}',
-    ].join('\n') + '\n';
-  const confPath = join(dir, 'nginx.conf');
-  writeFileSync(confPath, config);
-  const args = ['-p', `${dir}/`, '-c', confPath, '-e', errorLog, '-g', 'daemon off;'];
-  let proc: ChildProcess;
-  try {
-    proc = await spawnUntilListening(NGINX_BIN, args, { host: '127.0.0.1', port }, errorLog);
-  } catch (err) {
-    rmSync(dir, { recursive: true, force: true });
-    throw err;
-  }
-  const stop = stopOnce(proc, 'SIGTERM', dir);
-  return {
-    origin: `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
-    port,
-    dir,
-    pid: proc.pid ?? 0,
-    config,
-    errorLog: () => (existsSync(errorLog) ? readFileSync(errorLog, 'utf8') : ''),
-    stop,
-  };
-}
-
-// ── wrk ────────────────────────────────────────────────────────────────────────────────────
-
-/** wrk binary (WRK_BIN, default /usr/bin/wrk). */
-export const WRK_BIN = process.env['WRK_BIN'] ?? '/usr/bin/wrk';
-
-/** One wrk run. */
-export interface WrkOptions {
-  readonly url: string;
-  /** -c (default 50). */
-  readonly connections?: number;
-  /** -d in seconds (default 10). */
-  readonly durationS?: number;
-  /** -t (default 1). */
-  readonly threads?: number;
-  /**
-   * --timeout in seconds (default 30). wrk's own default (2 s) drops slower responses from the
-   * latency histogram and only counts them as "timeout" errors, which hides stalls.
-   */
-  readonly timeoutS?: number;
-  /** Lua script for -s (e.g. one that sets wrk.method and wrk.body for a POST). */
-  readonly script?: string;
-}
-
-/** Parsed `wrk --latency` output; latencies in ms. */
-export interface WrkResult {
-  readonly requests: number;
-  readonly elapsedS: number;
-  readonly requestsPerSec: number;
-  readonly latencyAvgMs: number;
-  readonly p50Ms: number;
-  readonly p75Ms: number;
-  readonly p90Ms: number;
-  readonly p99Ms: number;
-  readonly non2xx3xx: number;
-  readonly socketErrors: { connect: number; read: number; write: number; timeout: number };
-  readonly bytesRead: string;
-  readonly raw: string;
-}
-
-const TIME_UNIT_MS: Readonly<Record<string, number>> = { us: 0.001, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-function parseDurationMs(value: string, unit: string): number {
-  const f = TIME_UNIT_MS[unit];
-  if (f === undefined) throw new Error(`unknown wrk time unit ${unit}`);
-  return round(Number(value) * f, 4);
-}
-
-/** Parse wrk 4.x output (run with --latency); throws when an expected line is missing. */
-export function parseWrkOutput(raw: string): WrkResult {
-  const need = (re: RegExp, what: string): RegExpExecArray => {
-    const m = re.exec(raw);
-    if (!m) throw new Error(`wrk output has no ${what}:\n${raw}`);
-    return m;
-  };
-  const pct = (p: string): number => {
-    const m = need(new RegExp(`^\\s*${p}%\\s+([\\d.]+)(us|ms|s|m|h)\\s*$`, 'm'), `${p}% latency`);
-    return parseDurationMs(m[1]!, m[2]!);
-  };
-  const total = need(/^\s*(\d+) requests in ([\d.]+)(us|ms|s|m|h), (\S+) read/m, 'request total');
-  const avg = need(/^\s*Latency\s+([\d.]+)(us|ms|s|m|h)/m, 'latency average');
-  const rps = need(/^Requests\/sec:\s+([\d.]+)/m, 'Requests/sec');
-  const non = /Non-2xx or 3xx responses:\s+(\d+)/.exec(raw);
-  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(raw);
-  return {
-    requests: Number(total[1]),
-    elapsedS: parseDurationMs(total[2]!, total[3]!) / 1000,
-    requestsPerSec: Number(rps[1]),
-    latencyAvgMs: parseDurationMs(avg[1]!, avg[2]!),
-    p50Ms: pct('50'),
-    p75Ms: pct('75'),
-    p90Ms: pct('90'),
-    p99Ms: pct('99'),
-    non2xx3xx: non ? Number(non[1]) : 0,
-    socketErrors: sock
-      ? { connect: Number(sock[1]), read: Number(sock[2]), write: Number(sock[3]), timeout: Number(sock[4]) }
-      : { connect: 0, read: 0, write: 0, timeout: 0 },
-    bytesRead: total[4]!,
-    raw,
-  };
-}
-
-/** Run `wrk -tT -cC -dDs --timeout Ss --latency URL` to completion and parse its report. */
-export async function runWrk(options: WrkOptions): Promise<WrkResult> {
-  if (!existsSync(WRK_BIN)) throw new Error(`wrk not found at ${WRK_BIN} (Debian: apt-get install wrk) — or set WRK_BIN`);
-  const args = [
-    `-t${options.threads ?? 1}`,
-    `-c${options.connections ?? 50}`,
-    `-d${options.durationS ?? 10}s`,
-    `--timeout`,
-    `${options.timeoutS ?? 30}s`,
-    '--latency',
-    ...(options.script !== undefined ? ['-s', options.script] : []),
-    options.url,
-  ];
-  const proc = spawn(WRK_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const unregister = onInterrupt(() => stopTree(proc, 'SIGKILL', 1000));
-  let out = '';
-  let err = '';
-  proc.stdout?.on('data', (c: Buffer) => (out += c.toString()));
-  proc.stderr?.on('data', (c: Buffer) => (err += c.toString()));
-  const code = await new Promise<number | null>((res, rej) => {
-    proc.once('error', rej);
-    proc.once('close', (c) => res(c));
-  }).finally(unregister);
-  if (code !== 0) throw new Error(`wrk exited with ${code}: ${err}\n${out}`);
-  return parseWrkOutput(out);
 }
 
 // ── one-off HTTP checks ────────────────────────────────────────────────────────────────────

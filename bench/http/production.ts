@@ -49,8 +49,6 @@ const CONNECTIONS = envInt('CONNECTIONS', 50);
 const WORKERS = envInt('WORKERS', 8);
 const IDLE = envInt('IDLE', 10_000);
 const PARTS = new Set((process.env['PARTS'] ?? 'http1,h2,idle').split(','));
-const CERT = join(REPO_ROOT, 'test', 'fixtures', 'tls', 'default.pem');
-const KEY = join(REPO_ROOT, 'test', 'fixtures', 'tls', 'default.key');
 const CLI = join(REPO_ROOT, 'dist', 'cli', 'main.js');
 
 installCleanup();
@@ -59,6 +57,11 @@ if (build.status !== 0) throw new Error('build failed');
 
 const fpm = await startBenchPhpFpm({ workers: WORKERS });
 const dir = mkdtempSync(join(os.tmpdir(), 'fcgi-bench-prod-'));
+// A throwaway self-signed certificate for both servers' TLS listeners.
+const CERT = join(dir, 'cert.pem');
+const KEY = join(dir, 'key.pem');
+const openssl = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=localhost', '-keyout', KEY, '-out', CERT], { stdio: ['ignore', 'ignore', 'pipe'] });
+if (openssl.status !== 0) throw new Error(`openssl could not make a test certificate: ${openssl.stderr}`);
 
 interface Server {
   readonly url: string;
@@ -156,9 +159,8 @@ async function compare(part: string, contenders: readonly Contender[], load: Par
 }
 
 const wrkLoad = async (url: string, seconds: number) => {
-  const r = await runWrk({ url: `${url}/hello.php`, connections: CONNECTIONS, durationS: seconds, timeoutS: 5 });
-  const e = r.socketErrors;
-  return { requests: r.requests, rps: r.requestsPerSec, p50Ms: r.p50Ms, p99Ms: r.p99Ms, errors: r.non2xx3xx + e.connect + e.read + e.write + e.timeout };
+  const r = await runWrk({ url: `${url}/hello.php`, connections: CONNECTIONS, durationS: seconds, timeoutS: 5 }, join(dir, 'wrk.lua'));
+  return { requests: r.requests, rps: r.rps, p50Ms: r.p50Ms, p99Ms: r.p99Ms, errors: r.non2xx + r.errors };
 };
 
 /** h2load: CONNECTIONS clients, 10 streams each, for `seconds`. */

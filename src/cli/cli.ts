@@ -12,6 +12,7 @@ import { pingCommand } from './ping.js';
 import { runCommand } from './run.js';
 import { checkConfigCommand, reloadCommand, serveCommand } from './serve.js';
 import { devCommand } from './dev.js';
+import { benchCommand } from './bench.js';
 import { type StatusFormat, STATUS_FORMATS } from './status-format.js';
 import { statusCommand } from './status.js';
 import { VERSION } from '../version.js';
@@ -212,6 +213,48 @@ export async function runCli(argv: readonly string[], env: CliEnv): Promise<numb
         ),
     )
     .command(
+      'bench',
+      'put the gateway and nginx in front of the same php-fpm pool, load them with wrk, and report the ratios (table, JSON, HTML)',
+      (y) =>
+        y
+          .option('rounds', { type: 'number', default: 3, describe: 'interleaved rounds per workload and concurrency (medians are reported)' })
+          .option('duration', { type: 'number', default: 5, describe: 'seconds of load per measured run' })
+          .option('warmup', { type: 'number', default: 1, describe: 'seconds of load before each measured run' })
+          .option('workloads', { type: 'string', describe: 'comma-separated: hello, json, download-1m, upload-1m, static-10k, front-controller, responder (default all; none with --app)' })
+          .option('contenders', { type: 'string', describe: 'comma-separated: gateway, gateway-w2, gateway-log, gateway-base, nginx-stock, nginx-keepalive, nginx-log (default nginx-keepalive,nginx-stock,gateway,gateway-w2)' })
+          .option('concurrency', { alias: 'c', type: 'string', default: '1,50,256', describe: 'comma-separated connection counts' })
+          .option('out', { type: 'string', describe: 'directory for the JSON and HTML report (default bench/results)' })
+          .option('fpm', { type: 'string', describe: 'an existing php-fpm pool (unix:/path.sock or host:port) instead of a private one' })
+          .option('fpm-workers', { type: 'number', default: 4, describe: 'workers of the private pool, and upstream connections of every contender' })
+          .option('app', { type: 'string', describe: 'your app: its folder (document root public/, web/, htdocs/ or the folder; index.php as front controller)' })
+          .option('url', { type: 'string', describe: 'with --app: a path to measure (repeatable)' })
+          .option('baseline', { type: 'string', describe: 'dist/ of another build, run as the gateway-base contender (a before/after in one run)' })
+          .option('constant-rate', { type: 'boolean', default: true, describe: 'also a constant-rate run at half of nginx\'s throughput (--no-constant-rate skips it)' })
+          .example('$0 bench --rounds 1 --duration 3 --workloads hello --out /tmp/bench', 'a one-minute run')
+          .example('$0 bench --app ~/src/shop --url / --url /products/42', 'your own app, the same way'),
+      (a) =>
+        guard(() =>
+          benchCommand(
+            {
+              rounds: a.rounds,
+              duration: a.duration,
+              warmup: a.warmup,
+              workloads: a.workloads,
+              contenders: a.contenders,
+              concurrency: a.concurrency,
+              out: a.out,
+              fpm: a.fpm,
+              fpmWorkers: a.fpmWorkers,
+              app: a.app,
+              url: list(a.url),
+              constantRate: a.constantRate,
+              baseline: a.baseline,
+            },
+            env,
+          ),
+        ),
+    )
+    .command(
       'reload',
       'ask a running `serve` to re-read its config file (SIGHUP): workers are replaced one by one, an invalid config is refused',
       (y) => y.option('pid-file', { type: 'string', demandOption: true, describe: 'the pid file `serve --pid-file` wrote' }).example('$0 reload --pid-file /run/fastcgi-gateway.pid', ''),
@@ -227,7 +270,7 @@ export async function runCli(argv: readonly string[], env: CliEnv): Promise<numb
           .example('$0 check-config conf/production.yaml', ''),
       (a) => guard(async () => checkConfigCommand({ file: a.file, set: list(a.set) }, env)),
     )
-    .demandCommand(1, 'choose a command: serve, dev, reload, check-config, status, ping or run')
+    .demandCommand(1, 'choose a command: serve, dev, bench, reload, check-config, status, ping or run')
     .strict()
     .parserConfiguration({ 'parse-positional-numbers': false })
     .help()

@@ -7,6 +7,7 @@
  *     └─ master (our child) ── worker ── fastcgi_pass unix:/…/fpm.sock
  *   stop(): SIGQUIT (graceful) → after 3 s SIGKILL to the master and its children
  */
+import { canonicalFastcgiParams } from '../../src/bench/nginx.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -21,36 +22,11 @@ export const NGINX_INSTALL_HINT =
 export const DEBIAN_FASTCGI_CONF = '/etc/nginx/fastcgi.conf';
 
 /**
- * The params of Debian's /etc/nginx/fastcgi.conf (nginx's conf/fastcgi.conf), used when that
- * file is absent so the generated config is the same everywhere.
+ * The params of nginx's conf/fastcgi.conf, kept as data in conf/fastcgi.conf (the bench's nginx
+ * reads the same file), used when Debian's copy is absent so the generated config is the same
+ * everywhere.
  */
-export const FASTCGI_CONF = `fastcgi_param  SCRIPT_FILENAME    $document_root$fastcgi_script_name;
-fastcgi_param  QUERY_STRING       $query_string;
-fastcgi_param  REQUEST_METHOD     $request_method;
-fastcgi_param  CONTENT_TYPE       $content_type;
-fastcgi_param  CONTENT_LENGTH     $content_length;
-
-fastcgi_param  SCRIPT_NAME        $fastcgi_script_name;
-fastcgi_param  REQUEST_URI        $request_uri;
-fastcgi_param  DOCUMENT_URI       $document_uri;
-fastcgi_param  DOCUMENT_ROOT      $document_root;
-fastcgi_param  SERVER_PROTOCOL    $server_protocol;
-fastcgi_param  REQUEST_SCHEME     $scheme;
-fastcgi_param  HTTPS              $https if_not_empty;
-
-fastcgi_param  GATEWAY_INTERFACE  CGI/1.1;
-fastcgi_param  SERVER_SOFTWARE    nginx/$nginx_version;
-
-fastcgi_param  REMOTE_ADDR        $remote_addr;
-fastcgi_param  REMOTE_PORT        $remote_port;
-fastcgi_param  REMOTE_USER        $remote_user;
-fastcgi_param  SERVER_ADDR        $server_addr;
-fastcgi_param  SERVER_PORT        $server_port;
-fastcgi_param  SERVER_NAME        $server_name;
-
-# PHP only, required if PHP was built with --enable-force-cgi-redirect
-fastcgi_param  REDIRECT_STATUS    200;
-`;
+export const FASTCGI_CONF = canonicalFastcgiParams();
 
 /** Locate nginx: NGINX_BIN, else /usr/sbin/nginx. Throws with the install hint. */
 export function findNginx(): string {

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
+import { FASTCGI_CONF_FILE } from '../../../src/bench/nginx.js';
 import { buildCgiParams, collectHeaders, type CgiRequestInfo, type ScriptTarget } from '../../../src/cgi/params-builder.js';
 
 const req = (over: Partial<CgiRequestInfo> = {}): CgiRequestInfo => ({
@@ -24,6 +26,17 @@ const asMap = (pairs: Array<[string, string | Buffer]>): Map<string, string> => 
 };
 
 describe('buildCgiParams', () => {
+  it('sends exactly the params of conf/fastcgi.conf (nginx\'s table, kept as data), in its order, before PATH_INFO and the headers', () => {
+    const table = [...readFileSync(FASTCGI_CONF_FILE, 'utf8').matchAll(/^fastcgi_param\s+(\S+)\s+(.*?)(\s+if_not_empty)?;$/gm)].map((m) => ({ name: m[1]!, ifNotEmpty: m[3] !== undefined }));
+    assert.ok(table.length >= 20, `parsed ${table.length} params from ${FASTCGI_CONF_FILE}`);
+    const names = (https: boolean): string[] => buildCgiParams(req({ https }), { ...target, pathInfo: '' }, settings, noBody).map(([n]) => n).filter((n) => !n.startsWith('HTTP_'));
+    // HTTPS is `if_not_empty`: present only on TLS requests. REMOTE_USER is the one documented
+    // difference (docs/nginx-differences.md): the gateway does no HTTP authentication.
+    const expected = table.filter((t) => t.name !== 'REMOTE_USER');
+    assert.deepEqual(names(false), expected.filter((t) => !t.ifNotEmpty).map((t) => t.name));
+    assert.deepEqual(names(true), expected.map((t) => t.name));
+  });
+
   it('produces the nginx fastcgi.conf variables', () => {
     const p = asMap(buildCgiParams(req(), target, settings, noBody));
     assert.equal(p.get('SCRIPT_FILENAME'), '/srv/www/index.php');

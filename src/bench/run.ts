@@ -1,0 +1,324 @@
+/**
+ * `fastcgi-gateway bench`: the gateway and nginx in front of the same backend, on the same
+ * machine, in one run.
+ *
+ *   php-fpm (static pool, opcache on)  ◀── contender (fresh per turn) ◀── wrk -t1 -cC -dD
+ *   minimal responder (our codec)      ◀──    "                       ◀── open loop at ½ nginx
+ *
+ * For every workload and concurrency the rounds are interleaved: round r runs the contenders
+ * rotated by r (A B C, B C A, …) so drift in the machine's load hits all of them. A turn starts
+ * the contender, checks its answer (against the workload's expected one, or for the user's own
+ * URLs against the first contender's), warms up, measures, and stops it. After the rounds of
+ * each workload one constant-rate run per contender at half of nginx's median throughput shows
+ * latency that a closed loop would hide. Medians are reported; a contender with errors or
+ * wrong answers is flagged and not ranked.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { findPhpFpm, type PhpFpmProcess, startPhpFpm } from '../fpm/launcher.js';
+import { type Backend, CONTENDERS, type ContenderName, type Running, startContender } from './contenders.js';
+import { type LoadResult, runConstantRate, runWrk, WRK_BIN, WRK_INSTALL_HINT } from './load.js';
+import { NGINX_BIN, NGINX_INSTALL_HINT } from './nginx.js';
+import { installCleanup, onInterrupt, stopTree } from './procs.js';
+import { postBody, type Workload, writeBenchRoot } from './workloads.js';
+
+export interface BenchOptions {
+  readonly rounds: number;
+  readonly durationS: number;
+  readonly warmupS: number;
+  readonly workloads: readonly Workload[];
+  readonly contenders: readonly ContenderName[];
+  readonly concurrency: readonly number[];
+  /** The constant-rate run at half of nginx's throughput (default on). */
+  readonly constantRate: boolean;
+  /** An existing php-fpm pool instead of a private one. */
+  readonly fpm?: string | undefined;
+  /** Workers of the private pool, and upstream connections of every contender. */
+  readonly fpmWorkers: number;
+  /** The user's app: its document root and front controller (null: none). */
+  readonly app?: { readonly root: string; readonly frontController: string | null } | undefined;
+  /** dist/ of another build, for the gateway-base contender. */
+  readonly baseline?: string | undefined;
+  /** Progress lines (the terminal). */
+  readonly say: (line: string) => void;
+}
+
+/** One measured turn. */
+export interface Turn {
+  readonly workload: string;
+  readonly concurrency: number;
+  readonly contender: ContenderName;
+  readonly round: number;
+  readonly load: LoadResult;
+  readonly serverCpuS: number;
+  readonly peakRssKb: number;
+}
+
+/** Medians per workload, concurrency and contender. */
+export interface Summary {
+  readonly workload: string;
+  readonly concurrency: number;
+  readonly contender: ContenderName;
+  readonly rps: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly p999Ms: number;
+  /** Server CPU-seconds per request, in µs. */
+  readonly cpuUsPerReq: number;
+  /** The load generator's CPU per request, in µs. */
+  readonly generatorCpuUsPerReq: number;
+  readonly peakRssMiB: number;
+  readonly errors: number;
+  readonly non2xx: number;
+  /** Why this contender is not ranked (errors, wrong answers), or null. */
+  readonly flagged: string | null;
+  /** rps ÷ the same nginx contender's rps. */
+  readonly vsNginxKeepalive: number | null;
+  readonly vsNginxStock: number | null;
+  readonly cpuVsNginxKeepalive: number | null;
+}
+
+export interface RateSummary {
+  readonly workload: string;
+  readonly contender: ContenderName;
+  readonly rate: number;
+  readonly connections: number;
+  readonly load: LoadResult;
+}
+
+export interface BenchResult {
+  readonly turns: readonly Turn[];
+  readonly summary: readonly Summary[];
+  readonly constantRate: readonly RateSummary[];
+  /** Answers that differed between contenders (user URLs) or from the expected one. */
+  readonly mismatches: readonly string[];
+  readonly backend: { readonly php: string; readonly workers: number; readonly root: string };
+}
+
+/** What is missing to run these contenders, as install commands; empty when all is there. */
+export function missingTools(o: Pick<BenchOptions, 'contenders' | 'fpm'>): string[] {
+  const missing: string[] = [];
+  if (!existsSync(WRK_BIN)) missing.push(`wrk: ${WRK_INSTALL_HINT}`);
+  if (o.contenders.some((c) => c.startsWith('nginx')) && !existsSync(NGINX_BIN)) missing.push(`nginx: ${NGINX_INSTALL_HINT}`);
+  if (o.fpm === undefined) {
+    try {
+      findPhpFpm(process.env);
+    } catch (err) {
+      missing.push(`php-fpm: ${(err as Error).message}`);
+    }
+  }
+  return missing;
+}
+
+export const median = (values: readonly number[]): number => {
+  if (values.length === 0) return Number.NaN;
+  const s = [...values].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+};
+
+/** Contender order of round `r`: rotated by r. */
+export function rotation<T>(items: readonly T[], r: number): T[] {
+  const k = items.length === 0 ? 0 : r % items.length;
+  return [...items.slice(k), ...items.slice(0, k)];
+}
+
+/** One request on a fresh connection, for the answer check. */
+async function fetchAnswer(origin: string, w: Workload): Promise<{ status: number; body: Buffer }> {
+  const body = w.postBytes !== undefined ? postBody(w.postBytes) : undefined;
+  const r = await fetch(`${origin}${w.path}`, {
+    method: body ? 'POST' : 'GET',
+    headers: { ...(w.headers ?? {}), ...(body ? { 'content-type': 'application/octet-stream' } : {}) },
+    ...(body ? { body } : {}),
+    redirect: 'manual',
+    signal: AbortSignal.timeout(10_000),
+  });
+  return { status: r.status, body: Buffer.from(await r.arrayBuffer()) };
+}
+
+function startResponderProcess(socketPath: string, body: string): Promise<{ address: string; stop(): Promise<void> }> {
+  const here = fileURLToPath(import.meta.url);
+  const file = join(here, '..', here.endsWith('.ts') ? 'responder.ts' : 'responder.js');
+  const child: ChildProcess = fork(file, [socketPath, body], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  const stop = (): Promise<void> => stopTree(child, 'SIGTERM', 2000);
+  const unregister = onInterrupt(stop);
+  return new Promise((res, rej) => {
+    child.once('message', () =>
+      res({
+        address: `unix:${socketPath}`,
+        stop: async () => {
+          unregister();
+          await stop();
+        },
+      }),
+    );
+    child.once('exit', (code) => rej(new Error(`the minimal responder exited (${code}) before listening`)));
+  });
+}
+
+export async function runBench(o: BenchOptions): Promise<BenchResult> {
+  installCleanup();
+  const dir = mkdtempSync(join(os.tmpdir(), 'fcgi-bench-'));
+  const benchRoot = writeBenchRoot(dir);
+  let fpm: PhpFpmProcess | null = null;
+  let responder: { address: string; stop(): Promise<void> } | null = null;
+  const turns: Turn[] = [];
+  const rates: RateSummary[] = [];
+  const mismatches: string[] = [];
+  const flags = new Map<string, string>();
+  try {
+    let fpmAddress = o.fpm;
+    let php = 'an existing pool';
+    if (fpmAddress === undefined) {
+      const bin = findPhpFpm(process.env);
+      php = bin;
+      fpm = await startPhpFpm({
+        bin,
+        workers: o.fpmWorkers,
+        poolName: 'bench',
+        // nginx's workers may run as another user; a deep backlog as a stock pool has.
+        extraPoolConfig: 'listen.mode = 0666\nlisten.backlog = 511',
+      });
+      fpmAddress = fpm.address;
+    }
+    if (o.workloads.some((w) => w.backend === 'responder')) responder = await startResponderProcess(join(dir, 'responder.sock'), 'Hello, World!');
+    const backendFor = (w: Workload): Backend => ({
+      address: w.backend === 'responder' ? responder!.address : fpmAddress!,
+      root: w.name.startsWith('app ') && o.app ? o.app.root : benchRoot,
+      frontController: w.name.startsWith('app ') && o.app ? o.app.frontController : '/index.php',
+      connections: o.fpmWorkers,
+    });
+
+    const turnsTotal = o.workloads.length * o.concurrency.length * o.rounds * o.contenders.length;
+    const turnS = o.durationS + o.warmupS + 1;
+    const rateTotal = o.constantRate ? o.workloads.length * o.contenders.length : 0;
+    let done = 0;
+    let ratesDone = 0;
+    const left = (): string => {
+      const s = Math.round((turnsTotal - done) * turnS + (rateTotal - ratesDone) * (o.durationS + 1));
+      return s >= 60 ? `${Math.floor(s / 60)} min ${s % 60} s` : `${s} s`;
+    };
+    for (const w of o.workloads) {
+      const reference = new Map<string, { status: number; body: Buffer; from: ContenderName }>();
+      const check = async (server: Running, c: ContenderName): Promise<void> => {
+        const a = await fetchAnswer(server.origin, w);
+        let why: string | null = null;
+        if (w.expect !== null) why = w.expect(a.status, a.body);
+        else {
+          const ref = reference.get(w.name);
+          if (ref === undefined) reference.set(w.name, { ...a, from: c });
+          else if (ref.status !== a.status) why = `status ${a.status}, but ${ref.from} answered ${ref.status}`;
+          else if (!ref.body.equals(a.body)) why = `body of ${a.body.length} bytes differs from ${ref.from}'s (${ref.body.length} bytes)`;
+        }
+        if (why !== null) {
+          const line = `${w.name}: ${c}: ${why}`;
+          if (!mismatches.includes(line)) mismatches.push(line);
+          if (w.expect !== null || a.status !== reference.get(w.name)?.status) flags.set(`${w.name} ${c}`, why);
+        }
+      };
+      for (const conc of o.concurrency) {
+        for (let r = 0; r < o.rounds; r++) {
+          for (const c of rotation(o.contenders, r)) {
+            o.say(`${w.name} c=${conc}  round ${r + 1}/${o.rounds}  ${c.padEnd(15)}  ${left()} left`);
+            const server = await startContender(c, backendFor(w), { baseline: o.baseline });
+            try {
+              await check(server, c);
+              const run = { url: `${server.origin}${w.path}`, connections: conc, ...(w.postBytes !== undefined ? { postBytes: w.postBytes } : {}), ...headersOf(w) };
+              const script = join(dir, 'wrk.lua');
+              if (o.warmupS > 0) await runWrk({ ...run, durationS: o.warmupS }, script);
+              const cpu0 = server.cpuS();
+              const load = await runWrk({ ...run, durationS: o.durationS }, script);
+              turns.push({ workload: w.name, concurrency: conc, contender: c, round: r, load, serverCpuS: server.cpuS() - cpu0, peakRssKb: server.peakRssKb() });
+            } finally {
+              await server.stop();
+            }
+            done++;
+          }
+        }
+      }
+      if (o.constantRate) {
+        const conc = o.concurrency.includes(50) ? 50 : o.concurrency[Math.floor(o.concurrency.length / 2)]!;
+        const ref = o.contenders.find((c) => c === 'nginx-keepalive') ?? o.contenders.find((c) => c.startsWith('nginx')) ?? o.contenders[0]!;
+        const nginxRps = median(turns.filter((t) => t.workload === w.name && t.concurrency === conc && t.contender === ref).map((t) => t.load.rps));
+        const rate = Math.max(1, Math.round(nginxRps / 2));
+        for (const c of o.contenders) {
+          o.say(`${w.name} constant rate ${rate}/s  ${c.padEnd(15)}  ${left()} left`);
+          const server = await startContender(c, backendFor(w), { baseline: o.baseline });
+          try {
+            const load = await runConstantRate({ origin: server.origin, path: w.path, rate, connections: conc, durationS: o.durationS, ...(w.postBytes !== undefined ? { postBytes: w.postBytes } : {}), ...headersOf(w) });
+            rates.push({ workload: w.name, contender: c, rate, connections: conc, load });
+          } finally {
+            await server.stop();
+          }
+          ratesDone++;
+        }
+      }
+    }
+    return {
+      turns,
+      summary: summarize(turns, flags),
+      constantRate: rates,
+      mismatches,
+      backend: { php, workers: o.fpmWorkers, root: o.app?.root ?? benchRoot },
+    };
+  } finally {
+    await responder?.stop();
+    await fpm?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The workload's request headers for wrk (the Lua script sets them). */
+function headersOf(w: Workload): { headers?: Readonly<Record<string, string>> } {
+  return w.headers !== undefined ? { headers: w.headers } : {};
+}
+
+/** Medians over rounds, ratios to nginx, flags. */
+export function summarize(turns: readonly Turn[], flags: ReadonlyMap<string, string> = new Map()): Summary[] {
+  const groups = new Map<string, Turn[]>();
+  for (const t of turns) {
+    const k = `${t.workload}\0${t.concurrency}\0${t.contender}`;
+    const g = groups.get(k);
+    if (g) g.push(t);
+    else groups.set(k, [t]);
+  }
+  const base: Omit<Summary, 'vsNginxKeepalive' | 'vsNginxStock' | 'cpuVsNginxKeepalive'>[] = [];
+  for (const g of groups.values()) {
+    const t0 = g[0]!;
+    const errors = g.reduce((n, t) => n + t.load.errors, 0);
+    const non2xx = g.reduce((n, t) => n + t.load.non2xx, 0);
+    const answer = flags.get(`${t0.workload} ${t0.contender}`) ?? null;
+    const flagged = answer !== null ? `wrong answer: ${answer}` : errors > 0 ? `${errors} errors` : non2xx > 0 ? `${non2xx} non-2xx` : null;
+    base.push({
+      workload: t0.workload,
+      concurrency: t0.concurrency,
+      contender: t0.contender,
+      rps: median(g.map((t) => t.load.rps)),
+      p50Ms: median(g.map((t) => t.load.p50Ms)),
+      p99Ms: median(g.map((t) => t.load.p99Ms)),
+      p999Ms: median(g.map((t) => t.load.p999Ms)),
+      cpuUsPerReq: median(g.map((t) => (t.serverCpuS * 1e6) / Math.max(1, t.load.requests))),
+      generatorCpuUsPerReq: median(g.map((t) => (t.load.generatorCpuS * 1e6) / Math.max(1, t.load.requests))),
+      peakRssMiB: Math.max(...g.map((t) => t.peakRssKb)) / 1024,
+      errors,
+      non2xx,
+      flagged,
+    });
+  }
+  const find = (s: (typeof base)[number], c: ContenderName) => base.find((b) => b.workload === s.workload && b.concurrency === s.concurrency && b.contender === c);
+  return base.map((s) => {
+    const ka = find(s, 'nginx-keepalive');
+    const stock = find(s, 'nginx-stock');
+    return {
+      ...s,
+      vsNginxKeepalive: ka ? s.rps / ka.rps : null,
+      vsNginxStock: stock ? s.rps / stock.rps : null,
+      cpuVsNginxKeepalive: ka ? s.cpuUsPerReq / ka.cpuUsPerReq : null,
+    };
+  });
+}
+
+export { CONTENDERS };
