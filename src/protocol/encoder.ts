@@ -160,28 +160,42 @@ export function encodeRequestHead(
   return encodeAsciiHead(requestId, role, keepConn, params, endStdin) ?? encodeRequestParts({ requestId, begin: { role, keepConn }, params, endStdin });
 }
 
-const NON_ASCII = /[^\x00-\x7f]/;
-
 /** A §3.4 length as latin1 characters (one char per byte). */
 function lengthChars(n: number): string {
   if (n < 128) return String.fromCharCode(n);
   return String.fromCharCode(0x80 | (n >>> 24), (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
 }
 
+/** How many of a 4-byte length's bytes are ≥ 0x80 (they take 2 bytes in UTF-8). */
+function highBytes(n: number): number {
+  // The first byte always has its top bit set; the others only when their value is ≥ 0x80.
+  return 1 + ((n >>> 16) & 0x80 ? 1 : 0) + ((n >>> 8) & 0x80 ? 1 : 0) + (n & 0x80 ? 1 : 0);
+}
+
 /**
  * Fast path for the common request: every name and value an ASCII string and all of them in
  * one PARAMS record. The pairs are laid out as one latin1 string (one char per byte) and copied
- * with a single write, instead of two size computations and two writes per pair. Returns null
- * when the request does not qualify; the general encoder then produces the same bytes.
+ * with a single write, instead of two size computations and two writes per pair. Whether every
+ * name and value is ASCII is checked once for the whole string: its UTF-8 length equals its
+ * length plus the length bytes ≥ 0x80 exactly when no name or value has a char above 0x7f (one
+ * native call instead of a regex per string, which cost more than the rest of the encoding).
+ * Returns null when the request does not qualify; the general encoder then produces the same
+ * bytes.
  */
 function encodeAsciiHead(requestId: number, role: number, keepConn: boolean, params: ParamInput, endStdin: boolean): Buffer | null {
   let body = '';
+  let high = 0;
   for (const [name, value] of toPairs(params)) {
-    if (typeof name !== 'string' || typeof value !== 'string' || NON_ASCII.test(name) || NON_ASCII.test(value)) return null;
-    body += lengthChars(name.length) + lengthChars(value.length) + name + value;
+    if (typeof name !== 'string' || typeof value !== 'string') return null;
+    const nl = name.length;
+    const vl = value.length;
+    if (nl >= 128) high += highBytes(nl);
+    if (vl >= 128) high += highBytes(vl);
+    body += lengthChars(nl) + lengthChars(vl) + name + value;
     if (body.length > MAX_RECORD_CONTENT) return null;
   }
   const len = body.length;
+  if (Buffer.byteLength(body, 'utf8') !== len + high) return null;
   const pad = paddingFor(len);
   const total = 16 + (len > 0 ? FCGI_HEADER_LEN + len + pad : 0) + FCGI_HEADER_LEN + (endStdin ? FCGI_HEADER_LEN : 0);
   const buf = Buffer.allocUnsafe(total);
