@@ -112,19 +112,36 @@ export function buildCgiParams(
  */
 export function collectHeaders(rawHeaders: readonly string[], allowUnderscore = false): Map<string, string> {
   const map = new Map<string, string>();
+  const names = allowUnderscore ? PARAM_NAMES_UNDERSCORE : PARAM_NAMES;
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!;
-    if (!SAFE_HEADER_NAME.test(name) && !(allowUnderscore && /^[A-Za-z0-9_-]+$/.test(name))) continue;
-    const key = 'HTTP_' + name.toUpperCase().replaceAll('-', '_');
-    // httpoxy. (Content-Type/Length also go as HTTP_*, as nginx passes them; CONTENT_TYPE and
+    let key = names.get(name);
+    if (key === undefined) {
+      key = paramNameOf(name, allowUnderscore);
+      // Header names repeat from request to request; the map is bounded so odd names cannot grow it.
+      if (names.size < PARAM_NAME_CACHE) names.set(name, key);
+    }
+    // (Content-Type/Length also go as HTTP_*, as nginx passes them; CONTENT_TYPE and
     // CONTENT_LENGTH carry what the gateway actually sends.)
-    if (key === 'HTTP_PROXY') continue;
+    if (key === null) continue;
     const value = rawHeaders[i + 1]!;
     const prev = map.get(key);
     map.set(key, prev === undefined ? value : prev + (key === 'HTTP_COOKIE' ? '; ' : ', ') + value);
   }
   return map;
 }
+
+/** The HTTP_* name of a header, or null when it is not passed (unsafe name, or httpoxy's Proxy). */
+function paramNameOf(name: string, allowUnderscore: boolean): string | null {
+  if (!SAFE_HEADER_NAME.test(name) && !(allowUnderscore && /^[A-Za-z0-9_-]+$/.test(name))) return null;
+  const key = 'HTTP_' + name.toUpperCase().replaceAll('-', '_');
+  return key === 'HTTP_PROXY' ? null : key; // httpoxy (CVE-2016-5385)
+}
+
+/** Header name → param name (null: dropped), as computed by paramNameOf, per underscore setting. */
+const PARAM_NAMES = new Map<string, string | null>();
+const PARAM_NAMES_UNDERSCORE = new Map<string, string | null>();
+const PARAM_NAME_CACHE = 1024;
 
 /** Host header without port; null when absent or malformed. */
 function hostName(host: string | undefined): string | null {
