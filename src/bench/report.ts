@@ -116,8 +116,8 @@ const COLOURS: Readonly<Record<ContenderName, string>> = {
 function barChart(title: string, bars: ReadonlyArray<{ label: ContenderName; value: number; note: string; flagged: boolean }>, unit: string): string {
   const rowH = 26;
   const labelW = 130;
-  const barW = 360;
-  const noteW = 190;
+  const barW = 300;
+  const noteW = 300;
   const h = 30 + bars.length * rowH + 8;
   const max = Math.max(1e-9, ...bars.map((b) => (Number.isFinite(b.value) ? b.value : 0)));
   const parts = [`<svg xmlns="http://www.w3.org/2000/svg" width="${labelW + barW + noteW}" height="${h}" role="img" aria-label="${esc(title)}">`, `<text x="0" y="16" class="t">${esc(title)}</text>`];

@@ -169,6 +169,13 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
   const rates: RateSummary[] = [];
   const mismatches: string[] = [];
   const flags = new Map<string, string>();
+  const cleanup = async (): Promise<void> => {
+    await responder?.stop();
+    await fpm?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  // Ctrl-C: the contender of the running turn is stopped by its own registration, this the rest.
+  const unregister = onInterrupt(cleanup);
   try {
     let fpmAddress = o.fpm;
     let php = 'an existing pool';
@@ -265,9 +272,8 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
       backend: { php, workers: o.fpmWorkers, root: o.app?.root ?? benchRoot },
     };
   } finally {
-    await responder?.stop();
-    await fpm?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    unregister();
+    await cleanup();
   }
 }
 

@@ -8,14 +8,10 @@ import type { Readable } from 'node:stream';
 import yargs from 'yargs';
 import type { CliIo } from './common.js';
 import { CliError, ExitCode, describeFailure, exitCodeFor } from './exit-codes.js';
-import { pingCommand } from './ping.js';
-import { runCommand } from './run.js';
-import { checkConfigCommand, reloadCommand, serveCommand } from './serve.js';
-import { devCommand } from './dev.js';
-import { benchCommand } from './bench.js';
 import { type StatusFormat, STATUS_FORMATS } from './status-format.js';
-import { statusCommand } from './status.js';
 import { VERSION } from '../version.js';
+// Each command's module is imported when that command runs: `serve` does not pay in memory for
+// the dev server's watcher, the benchmark's HTTP client or the operator tools.
 
 /** Streams and working directory of the process. */
 export interface CliEnv extends CliIo {
@@ -64,12 +60,12 @@ export async function runCli(argv: readonly string[], env: CliEnv): Promise<numb
           .example('$0 status -u unix:/run/php/php8.2-fpm.sock --full', '')
           .example('$0 status -u 127.0.0.1:9000 --format openmetrics', ''),
       (a) =>
-        guard(() => {
+        guard(async () => {
           if (a.json && a.format !== undefined && a.format !== 'json') {
             throw new CliError(ExitCode.Usage, `--json conflicts with --format ${a.format}`);
           }
           const format = (a.format ?? (a.json ? 'json' : 'text')) as StatusFormat;
-          return statusCommand(
+          return (await import('./status.js')).statusCommand(
             { upstream: a.upstream, path: a.path, full: a.full, format, watch: a.watch ?? null, timeout: a.timeout },
             env,
           );
@@ -87,8 +83,8 @@ export async function runCli(argv: readonly string[], env: CliEnv): Promise<numb
           .option('timeout', { type: 'number', default: DEFAULT_PAGE_TIMEOUT, describe: 'deadline in ms, connect included (0 = none)' })
           .example('$0 ping -q -u 127.0.0.1:9000', 'container HEALTHCHECK'),
       (a) =>
-        guard(() =>
-          pingCommand({ upstream: a.upstream, path: a.path, expect: a.expect, quiet: a.quiet, timeout: a.timeout }, env),
+        guard(async () =>
+          (await import('./ping.js')).pingCommand({ upstream: a.upstream, path: a.path, expect: a.expect, quiet: a.quiet, timeout: a.timeout }, env),
         ),
     )
     .command(
@@ -111,12 +107,12 @@ export async function runCli(argv: readonly string[], env: CliEnv): Promise<numb
           .example("$0 run public/index.php --root public -u 127.0.0.1:9000 -i --query 'page=2'", '')
           .example('gzip -dc data.gz | $0 run import.php -u 127.0.0.1:9000 -d @- -H "Content-Type: text/csv"', ''),
       (a) =>
-        guard(() => {
+        guard(async () => {
           const data = list(a.data);
           if (data.length > 1) throw new CliError(ExitCode.Usage, '-d can be given once');
           const method = list(a.request);
           if (method.length > 1) throw new CliError(ExitCode.Usage, '-X can be given once');
-          return runCommand(
+          return (await import('./run.js')).runCommand(
             {
               script: a.script,
               upstream: a.upstream,
@@ -163,8 +159,8 @@ export async function runCli(argv: readonly string[], env: CliEnv): Promise<numb
           .example('$0 serve -r public -u unix:/run/php/php8.2-fpm.sock', '')
           .example('$0 serve -r /srv/app/public -u 127.0.0.1:9000 -l 0.0.0.0:8080 -c 8 --log json', ''),
       (a) =>
-        guard(() =>
-          serveCommand(
+        guard(async () =>
+          (await import('./serve.js')).serveCommand(
             {
               config: a.config,
               set: list(a.set),
@@ -205,8 +201,8 @@ export async function runCli(argv: readonly string[], env: CliEnv): Promise<numb
           .example('$0 dev', 'serve the project in the current folder on http://127.0.0.1:8000')
           .example('$0 dev ~/src/shop --listen 127.0.0.1:9000 --php 8.2', ''),
       (a) =>
-        guard(() =>
-          devCommand(
+        guard(async () =>
+          (await import('./dev.js')).devCommand(
             { dir: a.dir, listen: a.listen, root: a.root, frontController: a.frontController, workers: a.workers, php: a.php, phpIni: a.phpIni, log: a.log, live: a.live },
             env,
           ),
@@ -233,8 +229,8 @@ export async function runCli(argv: readonly string[], env: CliEnv): Promise<numb
           .example('$0 bench --rounds 1 --duration 3 --workloads hello --out /tmp/bench', 'a one-minute run')
           .example('$0 bench --app ~/src/shop --url / --url /products/42', 'your own app, the same way'),
       (a) =>
-        guard(() =>
-          benchCommand(
+        guard(async () =>
+          (await import('./bench.js')).benchCommand(
             {
               rounds: a.rounds,
               duration: a.duration,
@@ -258,7 +254,7 @@ export async function runCli(argv: readonly string[], env: CliEnv): Promise<numb
       'reload',
       'ask a running `serve` to re-read its config file (SIGHUP): workers are replaced one by one, an invalid config is refused',
       (y) => y.option('pid-file', { type: 'string', demandOption: true, describe: 'the pid file `serve --pid-file` wrote' }).example('$0 reload --pid-file /run/fastcgi-gateway.pid', ''),
-      (a) => guard(async () => reloadCommand({ pidFile: a.pidFile }, env)),
+      (a) => guard(async () => (await import('./serve.js')).reloadCommand({ pidFile: a.pidFile }, env)),
     )
     .command(
       'check-config <file>',
@@ -268,7 +264,7 @@ export async function runCli(argv: readonly string[], env: CliEnv): Promise<numb
           .positional('file', { type: 'string', demandOption: true, describe: 'config file (YAML or JSON)' })
           .option('set', { type: 'string', describe: 'override one key, KEY.PATH=VALUE (repeatable)' })
           .example('$0 check-config conf/production.yaml', ''),
-      (a) => guard(async () => checkConfigCommand({ file: a.file, set: list(a.set) }, env)),
+      (a) => guard(async () => (await import('./serve.js')).checkConfigCommand({ file: a.file, set: list(a.set) }, env)),
     )
     .demandCommand(1, 'choose a command: serve, dev, bench, reload, check-config, status, ping or run')
     .strict()

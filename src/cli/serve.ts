@@ -7,7 +7,6 @@
  */
 import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { stringify } from 'yaml';
 import { resolve } from 'node:path';
 import { type ConfigOverride, envOverrides, loadConfigFile, peekConfigFile, setOverride } from '../config/load.js';
 import type { GatewayConfig } from '../config/schema.js';
@@ -212,9 +211,9 @@ export function reloadCommand(args: { readonly pidFile: string }, env: CliIo & {
 }
 
 /** `check-config FILE`: print the resolved config (every default filled in), exit 0; or the problems, exit 1. */
-export function checkConfigCommand(args: { readonly file: string; readonly set?: readonly string[] }, env: CliIo & { readonly cwd: string; readonly env?: NodeJS.ProcessEnv }): number {
+export async function checkConfigCommand(args: { readonly file: string; readonly set?: readonly string[] }, env: CliIo & { readonly cwd: string; readonly env?: NodeJS.ProcessEnv }): Promise<number> {
   const config = configFromArgs({ config: args.file, set: args.set }, env.cwd, env.env ?? process.env, false);
-  env.stdout.write(`# ${args.file}, resolved: sizes in bytes, durations in ms\n${stringify(config)}`);
+  env.stdout.write(`# ${args.file}, resolved: sizes in bytes, durations in ms\n${(await import('yaml')).stringify(config)}`);
   env.stderr.write(`fastcgi-gateway: ${args.file} is valid\n`);
   return 0;
 }

@@ -11,7 +11,14 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { isMap, isScalar, isSeq, LineCounter, parse as parseYamlValue, parseDocument, type Node as YamlNode } from 'yaml';
+import { createRequire } from 'node:module';
+import type * as Yaml from 'yaml';
+import type { Node as YamlNode } from 'yaml';
+
+// yaml is loaded when a config file or a YAML-valued override is read, not by `serve` with flags.
+const requireCjs = createRequire(import.meta.url);
+let yamlModule: typeof Yaml | null = null;
+const yaml = (): typeof Yaml => (yamlModule ??= requireCjs('yaml') as typeof Yaml);
 import { ConfigError, type ConfigIssue } from '../errors.js';
 import { formatPath, knownKeysAt, toConfigIssues } from './issues.js';
 import { configSchema, type GatewayConfig } from './schema.js';
@@ -57,6 +64,7 @@ export function resolveConfig(sources: ConfigSources): GatewayConfig {
   let locate: (path: ReadonlyArray<string | number>, key?: string) => string | undefined = () => undefined;
   const file = sources.file ?? null;
   if (file !== null) {
+    const { isMap, isScalar, isSeq, LineCounter, parseDocument } = yaml();
     const lineCounter = new LineCounter();
     const doc = parseDocument(file.text, { lineCounter, prettyErrors: false, uniqueKeys: true });
     const at = (offset: number): string => {
@@ -188,7 +196,7 @@ function keyPath(segments: readonly string[], existing: unknown): Array<string |
 /** A YAML scalar or flow value (`8`, `true`, `30s`, `[a, b]`); text that is not YAML stays a string. */
 function yamlValue(text: string): unknown {
   try {
-    return parseYamlValue(text) ?? '';
+    return yaml().parse(text) ?? '';
   } catch {
     return text;
   }
@@ -226,7 +234,7 @@ export function setOverride(text: string): ConfigOverride {
 /** The file's raw content, for envOverrides to resolve names against (null when unreadable: the load reports it). */
 export function peekConfigFile(path: string): unknown {
   try {
-    return parseDocument(readFileSync(path, 'utf8')).toJS();
+    return yaml().parseDocument(readFileSync(path, 'utf8')).toJS();
   } catch {
     return null;
   }

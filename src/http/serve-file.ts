@@ -3,7 +3,14 @@
  * Range/206, HEAD), and a bare status that does not read the request body.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import send from 'send';
+import { createRequire } from 'node:module';
+import type SendModule from 'send';
+
+// `send` (12 MiB of RSS with its dependencies) is loaded on the first file the small-file path
+// does not answer: most sites never need it.
+const requireCjs = createRequire(import.meta.url);
+let sendModule: typeof SendModule | null = null;
+const send: typeof SendModule = ((...args: Parameters<typeof SendModule>) => (sendModule ??= requireCjs('send') as typeof SendModule)(...args)) as typeof SendModule;
 import { endAfterAnswer } from './wire.js';
 import { sendError } from './respond.js';
 import { encodePath, type Route } from './router.js';

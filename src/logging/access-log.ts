@@ -6,8 +6,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
 import { pino, type Logger } from 'pino';
-import { pinoHttp, type HttpLogger } from 'pino-http';
+import type { HttpLogger } from 'pino-http';
+import type * as PinoHttp from 'pino-http';
+
+// pino-http is loaded when an access log is created, not by a server that logs none.
+const requireCjs = createRequire(import.meta.url);
 
 /** Output format of the access log. */
 export type AccessLogFormat = 'json' | 'pretty';
@@ -67,6 +72,7 @@ const LEVELS: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 4
 
 /** pino-http middleware with our request id, serializers and upstream fields. */
 export function createAccessLog(logger: Logger): HttpLogger {
+  const { pinoHttp } = requireCjs('pino-http') as typeof PinoHttp;
   return pinoHttp({
     logger,
     genReqId: (req) => requestId(req),

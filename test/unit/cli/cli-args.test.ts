@@ -28,7 +28,7 @@ async function cli(...argv: string[]): Promise<{ code: number; stdout: string; s
 
 describe('usage errors exit 1 with a message and a pointer to --help', () => {
   const cases: Array<[string, string[], RegExp]> = [
-    ['no command', [], /choose a command: serve, dev, reload, check-config, status, ping or run/],
+    ['no command', [], /choose a command: serve, dev, bench, reload, check-config, status, ping or run/],
     ['unknown command', ['frobnicate'], /Unknown argument: frobnicate/],
     ['missing --upstream', ['status'], /Missing required argument: upstream/],
     ['unknown flag', ['ping', '-u', NOWHERE, '--bogus'], /Unknown argument: bogus/],

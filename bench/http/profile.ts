@@ -1,0 +1,60 @@
+/**
+ * Profile the gateway under load: `fastcgi-gateway serve` from dist/ under `node --cpu-prof`, in
+ * front of a private php-fpm, loaded by wrk; then the functions with the most self time.
+ *
+ *   node --import tsx bench/http/profile.ts            WORKLOAD=hello DURATION=10 CONNECTIONS=50
+ *   PROF_DIR=/tmp/prof  (keeps the .cpuprofile for a flame graph: open it in Chrome DevTools)
+ *   SERVE_ARGS="--log json"  (extra serve flags)
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { startPhpFpm } from '../../src/fpm/launcher.js';
+import { runWrk } from '../../src/bench/load.js';
+import { freePort, stopTree } from '../../src/bench/procs.js';
+import { BUILTIN_WORKLOADS, writeBenchRoot } from '../../src/bench/workloads.js';
+import { REPO_ROOT } from './lib.js';
+
+const workload = BUILTIN_WORKLOADS.find((w) => w.name === (process.env['WORKLOAD'] ?? 'hello'));
+if (!workload || workload.backend !== 'php-fpm') throw new Error(`WORKLOAD must be one of ${BUILTIN_WORKLOADS.filter((w) => w.backend === 'php-fpm').map((w) => w.name)}`);
+const duration = Number(process.env['DURATION'] ?? 10);
+const connections = Number(process.env['CONNECTIONS'] ?? 50);
+const dir = mkdtempSync(join(os.tmpdir(), 'fcgi-prof-'));
+const profDir = process.env['PROF_DIR'] ?? join(dir, 'prof');
+const root = writeBenchRoot(dir);
+const fpm = await startPhpFpm({ workers: 4, poolName: 'bench' });
+const port = await freePort();
+const args = ['--cpu-prof', '--cpu-prof-dir', profDir, join(REPO_ROOT, 'dist', 'cli', 'main.js'), 'serve', '-u', fpm.address, '-r', root, '-l', `127.0.0.1:${port}`, '-c', '4', '--log', 'off', ...(process.env['SERVE_ARGS'] ?? '').split(' ').filter(Boolean)];
+const gw = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+await new Promise<void>((res) => gw.stderr.on('data', (c: Buffer) => /serving/.test(c.toString()) && res()));
+try {
+  const url = `http://127.0.0.1:${port}${workload.path}`;
+  const run = { url, connections, ...(workload.postBytes !== undefined ? { postBytes: workload.postBytes } : {}), ...(workload.headers ? { headers: workload.headers } : {}) };
+  await runWrk({ ...run, durationS: 2 }, join(dir, 'wrk.lua'));
+  const r = await runWrk({ ...run, durationS: duration }, join(dir, 'wrk.lua'));
+  console.log(`${workload.name}: ${Math.round(r.rps)} req/s, p99 ${r.p99Ms.toFixed(2)} ms, errors ${r.errors + r.non2xx}`);
+} finally {
+  await stopTree(gw, 'SIGINT', 10_000);
+  await fpm.stop();
+}
+
+interface Node {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  hitCount: number;
+}
+const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
+if (!file) throw new Error(`no profile in ${profDir}`);
+const prof = JSON.parse(readFileSync(join(profDir, file), 'utf8')) as { nodes: Node[]; samples: number[] };
+const self = new Map<string, number>();
+let total = 0;
+for (const n of prof.nodes) {
+  const f = n.callFrame;
+  const key = `${f.functionName || '(anonymous)'} ${f.url.replace(/^.*\/(node_modules|dist)\//, '$1/').replace(/^node:/, '')}:${f.lineNumber + 1}`;
+  self.set(key, (self.get(key) ?? 0) + n.hitCount);
+  total += n.hitCount;
+}
+const top = [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, Number(process.env['TOP'] ?? 40));
+for (const [k, v] of top) console.log(`${((100 * v) / total).toFixed(1).padStart(5)}%  ${k}`);
+console.log(`profile: ${join(profDir, file)}`);
