@@ -17,7 +17,7 @@ import { BUILTIN_WORKLOADS, writeBenchRoot } from '../../src/bench/workloads.js'
 import { REPO_ROOT } from './lib.js';
 
 const workload = BUILTIN_WORKLOADS.find((w) => w.name === (process.env['WORKLOAD'] ?? 'hello'));
-if (!workload || workload.backend !== 'php-fpm') throw new Error(`WORKLOAD must be one of ${BUILTIN_WORKLOADS.filter((w) => w.backend === 'php-fpm').map((w) => w.name)}`);
+if (workload?.backend !== 'php-fpm') throw new Error(`WORKLOAD must be one of ${BUILTIN_WORKLOADS.filter((w) => w.backend === 'php-fpm').map((w) => w.name)}`);
 const duration = Number(process.env['DURATION'] ?? 10);
 const connections = Number(process.env['CONNECTIONS'] ?? 50);
 const dir = mkdtempSync(join(os.tmpdir(), 'fcgi-prof-'));

@@ -83,24 +83,20 @@ export async function startContender(name: ContenderName, backend: Backend, o: C
 }
 
 async function startNginxContender(name: ContenderName, backend: Backend): Promise<Running> {
-  const logDir = name === 'nginx-log' ? mkdtempSync(join(os.tmpdir(), 'fcgi-bench-nginx-log-')) : null;
   const nginx = await startNginx({
     fpmSocket: backend.address.replace(/^unix:/, ''),
     docRoot: backend.root,
     keepalive: name === 'nginx-stock' ? 0 : backend.connections,
     workers: 1,
     frontController: backend.frontController,
-    ...(logDir !== null ? { accessLog: join(logDir, 'access.log') } : {}),
+    accessLog: name === 'nginx-log',
   });
   return {
     origin: nginx.origin,
     pid: nginx.pid,
     cpuS: () => treeCpuTimeUs(nginx.pid) / 1e6,
     peakRssKb: () => sumHwm(nginx.pid),
-    async stop() {
-      await nginx.stop();
-      if (logDir !== null) rmSync(logDir, { recursive: true, force: true });
-    },
+    stop: () => nginx.stop(),
   };
 }
 

@@ -1,8 +1,9 @@
 /**
  * The load runners. wrk (closed loop: each connection sends its next request when the last one
- * is answered) gives throughput; its Lua `done` hook prints the exact percentiles of its
- * per-request latency histogram and the error counts as one JSON line, so nothing is parsed
- * from the human report. The constant-rate runner (open loop) sends at a fixed rate whatever
+ * is answered) gives throughput; its Lua `done` hook prints the percentiles of its latency
+ * histogram and the error counts as one JSON line, so nothing is parsed from the human report.
+ * (wrk 4.1 corrects that histogram for coordinated omission before `done` runs: it adds
+ * samples for every latency over twice the mean interval, so its tails weigh rare stalls.) The constant-rate runner (open loop) sends at a fixed rate whatever
  * the answers do and times each request from when it was due, so a stall shows up as latency
  * instead of as fewer requests sent (coordinated omission).
  *
@@ -11,7 +12,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { Pool } from 'undici';
-import { onInterrupt, readProcStat, clockTicksPerSecond, stopTree } from './procs.js';
+import { checkNotAborting, onInterrupt, reapedChildrenCpuUs, stopTree } from './procs.js';
 
 /** wrk binary (WRK_BIN, default /usr/bin/wrk). */
 export const WRK_BIN = process.env['WRK_BIN'] ?? '/usr/bin/wrk';
@@ -54,7 +55,8 @@ export function wrkScript(postBytes: number | undefined, headers: Readonly<Recor
   if (postBytes !== undefined) {
     lines.push(
       'wrk.method = "POST"',
-      `wrk.body = string.rep("0123456789abcdef", ${Math.floor(postBytes / 16)}) .. string.rep("x", ${postBytes % 16})`,
+      // The same bytes as postBody(n): the pattern repeated, cut to n.
+      `wrk.body = string.sub(string.rep("0123456789abcdef", ${Math.ceil(postBytes / 16)}), 1, ${postBytes})`,
       'wrk.headers["Content-Type"] = "application/octet-stream"',
     );
   }
@@ -80,14 +82,16 @@ export function parseWrkSummary(stdout: string, generatorCpuS: number): LoadResu
     return v;
   };
   const durationS = num('durationUs') / 1e6;
+  // No answer at all: wrk's empty histogram reports 0 for every percentile, which is no latency.
+  const ms = (k: string): number => (num('requests') === 0 ? Number.NaN : num(k) / 1000);
   return {
     requests: num('requests'),
     durationS,
     rps: num('requests') / durationS,
-    p50Ms: num('p50') / 1000,
-    p99Ms: num('p99') / 1000,
-    p999Ms: num('p999') / 1000,
-    maxMs: num('max') / 1000,
+    p50Ms: ms('p50'),
+    p99Ms: ms('p99'),
+    p999Ms: ms('p999'),
+    maxMs: ms('max'),
     non2xx: num('status'),
     errors: num('connect') + num('read') + num('write') + num('timeout'),
     generatorCpuS,
@@ -99,27 +103,22 @@ export async function runWrk(run: WrkRun, scriptPath: string): Promise<LoadResul
   if (!existsSync(WRK_BIN)) throw new Error(`wrk not found at ${WRK_BIN}; install it with: ${WRK_INSTALL_HINT}`);
   writeFileSync(scriptPath, wrkScript(run.postBytes, run.headers));
   const args = ['-t1', `-c${run.connections}`, `-d${run.durationS}s`, '--timeout', `${run.timeoutS ?? 10}s`, '-s', scriptPath, run.url];
+  checkNotAborting();
+  // wrk's CPU: what this process's reaped children used across the run (wrk is the only child
+  // that exits meanwhile), exact to the clock tick.
+  const reaped0 = reapedChildrenCpuUs();
   const proc = spawn(WRK_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const unregister = onInterrupt(() => stopTree(proc, 'SIGKILL', 500));
   let out = '';
   let err = '';
-  let cpuTicks = 0;
   proc.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
   proc.stderr.setEncoding('utf8').on('data', (c: string) => (err += c));
-  // wrk's CPU: its /proc stat read just before it exits (it prints its summary at the very end).
-  const sampler = setInterval(() => {
-    const st = proc.pid !== undefined ? readProcStat(proc.pid) : null;
-    if (st !== null) cpuTicks = st.utime + st.stime;
-  }, 100);
   const code = await new Promise<number | null>((res, rej) => {
     proc.once('error', rej);
     proc.once('close', (c) => res(c));
-  }).finally(() => {
-    clearInterval(sampler);
-    unregister();
-  });
+  }).finally(unregister);
   if (code !== 0) throw new Error(`wrk exited with ${code}: ${err}\n${out}`);
-  return parseWrkSummary(out, cpuTicks / clockTicksPerSecond());
+  return parseWrkSummary(out, (reapedChildrenCpuUs() - reaped0) / 1e6);
 }
 
 export interface RateRun {
@@ -136,28 +135,36 @@ export interface RateRun {
 /**
  * Open loop at `rate` req/s over `connections` kept-alive connections (undici Pool): request i
  * is due at start + i/rate and its latency is counted from then, so time spent waiting for a
- * free connection is latency too. Requests still unanswered 5 s after the end count as errors.
+ * free connection is latency too. Requests still unanswered 5 s after the end count as errors
+ * (and as latencies of at least that long). `maxSendLagMs` says how late the generator itself
+ * was: a large value means the figures measure this process as much as the server.
  */
-export async function runConstantRate(run: RateRun): Promise<LoadResult> {
+export async function runConstantRate(run: RateRun): Promise<LoadResult & { readonly maxSendLagMs: number }> {
   const pool = new Pool(run.origin, { connections: run.connections, pipelining: 1, keepAliveTimeout: 30_000 });
   const body = run.postBytes !== undefined ? Buffer.alloc(run.postBytes, '0123456789abcdef') : undefined;
   const latencies: number[] = [];
   let non2xx = 0;
   let errors = 0;
+  let closed = false;
+  let lastDone = 0;
+  /** How late the generator itself sent a request: on a busy box it can lag like a server. */
+  let maxSendLagMs = 0;
   const total = Math.max(1, Math.round(run.rate * run.durationS));
   const cpu0 = process.cpuUsage();
   const start = performance.now();
-  const inFlight = new Set<Promise<void>>();
+  const inFlight = new Map<Promise<void>, number>();
   const one = (due: number): Promise<void> =>
     pool
       .request({ path: run.path, method: body ? 'POST' : 'GET', headers: { ...run.headers, ...(body ? { 'content-type': 'application/octet-stream' } : {}) }, ...(body ? { body } : {}) })
       .then(async (r) => {
         await r.body.dump({ limit: Number.POSITIVE_INFINITY });
+        if (closed) return;
         if (r.statusCode >= 400) non2xx++;
-        latencies.push(performance.now() - due);
+        lastDone = performance.now();
+        latencies.push(lastDone - due);
       })
       .catch(() => {
-        errors++;
+        if (!closed) errors++;
       });
   let sent = 0;
   while (sent < total) {
@@ -165,8 +172,9 @@ export async function runConstantRate(run: RateRun): Promise<LoadResult> {
     const dueCount = Math.min(total, Math.floor(((now - start) / 1000) * run.rate) + 1);
     while (sent < dueCount) {
       const due = start + (sent / run.rate) * 1000;
+      maxSendLagMs = Math.max(maxSendLagMs, performance.now() - due);
       const p = one(due);
-      inFlight.add(p);
+      inFlight.set(p, due);
       void p.finally(() => inFlight.delete(p));
       sent++;
     }
@@ -174,27 +182,34 @@ export async function runConstantRate(run: RateRun): Promise<LoadResult> {
     const next = start + (sent / run.rate) * 1000;
     await new Promise((r) => setTimeout(r, Math.max(0, next - performance.now())));
   }
-  const drained = Promise.all([...inFlight]);
+  const drained = Promise.all([...inFlight.keys()]);
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([drained, new Promise((r) => (timer = setTimeout(r, 5000)))]);
   clearTimeout(timer);
-  const unanswered = inFlight.size;
-  const failed = errors; // destroying the pool below fails the unanswered ones again
-  const durationS = (performance.now() - start) / 1000;
+  // Requests still unanswered count as errors, and as latency too (at least this long), so a
+  // contender that falls behind does not show a better tail than one that keeps up.
+  closed = true;
+  const end = performance.now();
+  const unanswered = [...inFlight.values()];
+  for (const due of unanswered) latencies.push(end - due);
+  const failed = errors;
   await pool.destroy();
   const cpu = process.cpuUsage(cpu0);
+  const answered = latencies.length - unanswered.length;
   latencies.sort((a, b) => a - b);
   const pct = (p: number): number => (latencies.length === 0 ? Number.NaN : latencies[Math.min(latencies.length - 1, Math.ceil((p / 100) * latencies.length) - 1)]!);
+  const durationS = ((lastDone > 0 ? lastDone : end) - start) / 1000;
   return {
-    requests: latencies.length,
+    requests: answered,
     durationS,
-    rps: latencies.length / durationS,
+    rps: answered / durationS,
     p50Ms: pct(50),
     p99Ms: pct(99),
     p999Ms: pct(99.9),
     maxMs: latencies.length === 0 ? Number.NaN : latencies[latencies.length - 1]!,
     non2xx,
-    errors: failed + unanswered,
+    errors: failed + unanswered.length,
     generatorCpuS: (cpu.user + cpu.system) / 1e6,
+    maxSendLagMs,
   };
 }

@@ -19,6 +19,9 @@ export const NGINX_INSTALL_HINT = 'sudo apt-get install -y nginx-light (or set N
 /** nginx's conf/fastcgi.conf (fastcgi_params + SCRIPT_FILENAME), kept as data in conf/. */
 export const FASTCGI_CONF_FILE = fileURLToPath(new URL('../../conf/fastcgi.conf', import.meta.url));
 
+/** A path as an nginx quoted string (the callers refuse `"`, `$`, `\\` and newlines first). */
+const q = (path: string): string => `"${path}"`;
+
 export function canonicalFastcgiParams(): string {
   return readFileSync(FASTCGI_CONF_FILE, 'utf8');
 }
@@ -33,8 +36,8 @@ export interface NginxOptions {
   readonly fpmSocket: string;
   /** `location / { try_files $uri $uri/ SCRIPT?$query_string; }` (Laravel's), or none. */
   readonly frontController?: string | null;
-  /** access_log to this file in nginx's combined format (default off). */
-  readonly accessLog?: string;
+  /** access_log in nginx's combined format to access.log in nginx's temp dir (default off). */
+  readonly accessLog?: boolean;
   /** Document root holding the scripts (a `createDocRoot` dir). */
   readonly docRoot: string;
   /**
@@ -76,6 +79,10 @@ export interface BenchNginx {
  */
 export async function startNginx(options: NginxOptions): Promise<BenchNginx> {
   if (!existsSync(NGINX_BIN)) throw new Error(`nginx not found at ${NGINX_BIN}; install it with: ${NGINX_INSTALL_HINT}`);
+  for (const p of [options.docRoot, options.fpmSocket, os.tmpdir()]) {
+    // Paths are quoted in the config; nginx would still expand `$` in them.
+    if (/["$\\\n]/.test(p)) throw new Error(`nginx cannot be given the path ${JSON.stringify(p)}: it contains a quote, $, backslash or newline`);
+  }
   const dir = mkdtempSync(join(os.tmpdir(), 'fcgi-bench-nginx-'));
   const port = await freePort();
   const tmp = join(dir, 'tmp');
@@ -89,24 +96,24 @@ export async function startNginx(options: NginxOptions): Promise<BenchNginx> {
       ...(IS_ROOT ? ['user root root;'] : []),
       `worker_processes ${options.workers ?? 1};`,
       `worker_rlimit_nofile ${2 * (options.workerConnections ?? 1024) + 64};`,
-      `pid ${join(dir, 'nginx.pid')};`,
-      `error_log ${errorLog} warn;`,
+      `pid ${q(join(dir, 'nginx.pid'))};`,
+      `error_log ${q(errorLog)} warn;`,
       '',
       'events {',
       `    worker_connections ${options.workerConnections ?? 1024};`,
       '}',
       '',
       'http {',
-      options.accessLog !== undefined ? `    access_log ${options.accessLog};` : '    access_log off;',
+      options.accessLog === true ? `    access_log ${q(join(dir, 'access.log'))};` : '    access_log off;',
       ...(options.keepaliveRequests !== undefined ? [`    keepalive_requests ${options.keepaliveRequests};`] : []),
-      `    client_body_temp_path ${join(tmp, 'body')};`,
-      `    fastcgi_temp_path ${join(tmp, 'fastcgi')};`,
-      `    proxy_temp_path ${join(tmp, 'proxy')};`,
-      `    scgi_temp_path ${join(tmp, 'scgi')};`,
-      `    uwsgi_temp_path ${join(tmp, 'uwsgi')};`,
+      `    client_body_temp_path ${q(join(tmp, 'body'))};`,
+      `    fastcgi_temp_path ${q(join(tmp, 'fastcgi'))};`,
+      `    proxy_temp_path ${q(join(tmp, 'proxy'))};`,
+      `    scgi_temp_path ${q(join(tmp, 'scgi'))};`,
+      `    uwsgi_temp_path ${q(join(tmp, 'uwsgi'))};`,
       '',
       '    upstream php {',
-      `        server ${options.fpmSocket.startsWith('/') ? `unix:${options.fpmSocket}` : options.fpmSocket};`,
+      `        server ${q(options.fpmSocket.startsWith('/') ? `unix:${options.fpmSocket}` : options.fpmSocket)};`,
       ...(keepalive > 0 ? [`        keepalive ${keepalive};`] : []),
       '    }',
       '',
@@ -115,7 +122,7 @@ export async function startNginx(options: NginxOptions): Promise<BenchNginx> {
         ? [`        listen 127.0.0.1:${port} ssl http2;`, `        ssl_certificate ${options.tls.cert};`, `        ssl_certificate_key ${options.tls.key};`]
         : [`        listen 127.0.0.1:${port};`]),
       '        server_name localhost;',
-      `        root ${options.docRoot};`,
+      `        root ${q(options.docRoot)};`,
       '        index index.php;',
       '',
       ...(options.frontController ? ['        location / {', `            try_files $uri $uri/ ${options.frontController}?$query_string;`, '        }', ''] : []),
@@ -125,7 +132,7 @@ export async function startNginx(options: NginxOptions): Promise<BenchNginx> {
       '            fastcgi_pass php;',
       ...(keepalive > 0 ? ['            fastcgi_keep_conn on;'] : []),
       '            fastcgi_index index.php;',
-      `            include ${join(dir, 'fastcgi_params')};`,
+      `            include ${q(join(dir, 'fastcgi_params'))};`,
       '            fastcgi_param HTTP_PROXY "";',
       '            fastcgi_param PATH_INFO $fastcgi_path_info;',
       '        }',

@@ -26,23 +26,58 @@ export function freePort(): Promise<number> {
 
 const cleanups = new Set<() => Promise<void>>();
 let cleanupInstalled = false;
+/** Set by the first signal: from then on nothing new may start, and every stop runs at once. */
+let aborting = false;
 
-/** Register a stop function to run on SIGINT / SIGTERM; returns the unregister function. */
+/** Thrown by `checkNotAborting` once a signal has begun the cleanup. */
+export class BenchInterrupted extends Error {
+  constructor() {
+    super('interrupted');
+  }
+}
+
+/** Throw when a signal has begun the cleanup: call before starting anything. */
+export function checkNotAborting(): void {
+  if (aborting) throw new BenchInterrupted();
+}
+
+/**
+ * Register a stop function to run on SIGINT / SIGTERM / SIGHUP; returns the unregister function.
+ * Registered after the cleanup began (a process that was starting meanwhile), it runs at once.
+ */
 export function onInterrupt(fn: () => Promise<void>): () => void {
+  if (aborting) {
+    void fn().catch(() => {});
+    return () => {};
+  }
   cleanups.add(fn);
   return () => cleanups.delete(fn);
 }
 
-/** Make SIGINT / SIGTERM stop every process these helpers started, then exit 130 / 143. */
+/**
+ * Make SIGINT / SIGTERM / SIGHUP stop every process these helpers started, then exit 130 / 143
+ * / 129. Stops registered while others run are run too; a second signal exits at once (the
+ * php-fpm launcher's exit hook still kills php-fpm's process group).
+ */
 export function installCleanup(): void {
   if (cleanupInstalled) return;
   cleanupInstalled = true;
+  const codes: Partial<Record<NodeJS.Signals, number>> = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 };
   const handler = (signal: NodeJS.Signals): void => {
-    console.error(`\n${signal}: stopping benchmark processes`);
-    void Promise.allSettled([...cleanups].map((fn) => fn())).then(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+    const code = codes[signal] ?? 1;
+    if (aborting) process.exit(code);
+    aborting = true;
+    console.error(`\n${signal}: stopping benchmark processes (again to exit at once)`);
+    void (async () => {
+      while (cleanups.size > 0) {
+        const batch = [...cleanups];
+        cleanups.clear();
+        await Promise.allSettled(batch.map((fn) => fn()));
+      }
+      process.exit(code);
+    })();
   };
-  process.once('SIGINT', handler);
-  process.once('SIGTERM', handler);
+  for (const signal of Object.keys(codes) as NodeJS.Signals[]) process.on(signal, handler);
 }
 
 // ── /proc sampling ─────────────────────────────────────────────────────────────────────────
@@ -341,14 +376,21 @@ export async function spawnUntilListening(
   target: { path: string } | { host: string; port: number },
   logFile: string,
 ): Promise<ChildProcess> {
+  checkNotAborting();
   const proc = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  // Stopped on Ctrl-C while it starts too (nginx runs with `daemon off` and would outlive us).
+  const unregister = onInterrupt(() => stopTree(proc, 'SIGKILL', 1000));
   let stderr = '';
   proc.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
   const gone = new Promise<void>((res) => proc.once('exit', () => res()));
   const deadline = Date.now() + 10_000;
-  while (!exited(proc) && Date.now() < deadline) {
-    if (await canConnect(target)) return proc;
-    await Promise.race([new Promise((r) => setTimeout(r, 25)), gone]);
+  try {
+    while (!exited(proc) && Date.now() < deadline) {
+      if (await canConnect(target)) return proc;
+      await Promise.race([new Promise((r) => setTimeout(r, 25)), gone]);
+    }
+  } finally {
+    unregister();
   }
   if (!exited(proc)) await stopTree(proc, 'SIGKILL', 1000);
   const log = existsSync(logFile) ? readFileSync(logFile, 'utf8') : '';

@@ -4,7 +4,7 @@
  * commit, Node/PHP/nginx versions and core count.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, realpathSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,8 +38,12 @@ function firstLine(bin: string, args: readonly string[]): string | null {
 export function benchMeta(php: string | null, nginx: string | null, wrk: string | null): BenchMeta {
   let commit: string | null = null;
   try {
-    const repo = fileURLToPath(new URL('../..', import.meta.url));
-    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repo, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() || null;
+    // Only this package's own checkout: installed under another project, git would name that one.
+    const repo = realpathSync(fileURLToPath(new URL('../..', import.meta.url)));
+    const git = (...args: string[]): string => execFileSync('git', args, { cwd: repo, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    if (realpathSync(git('rev-parse', '--show-toplevel')) === repo) {
+      commit = git('rev-parse', '--short', 'HEAD') + (git('--no-optional-locks', 'status', '--porcelain', '--untracked-files=no') !== '' ? '-dirty' : '');
+    }
   } catch {
     commit = null; // an installed package: no git
   }
@@ -151,10 +155,10 @@ export function renderHtml(meta: BenchMeta, result: BenchResult, options: Record
       'µs',
     );
     const table = [
-      '<table><tr><th>contender</th><th>req/s</th><th>÷ nginx-ka</th><th>÷ nginx</th><th>p50 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>CPU µs/req</th><th>load gen µs/req</th><th>peak RSS MiB</th><th>flag</th></tr>',
+      '<table><tr><th>contender</th><th>req/s</th><th>÷ nginx-ka</th><th>÷ nginx</th><th>p50 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>CPU µs/req</th><th>php-fpm µs/req</th><th>load gen µs/req</th><th>peak RSS MiB</th><th>flag</th></tr>',
       ...rows.map(
         (s) =>
-          `<tr><td>${esc(s.contender)}</td><td>${fmt(s.rps, 0)}</td><td>${ratio(s.vsNginxKeepalive)}</td><td>${ratio(s.vsNginxStock)}</td><td>${fmt(s.p50Ms)}</td><td>${fmt(s.p99Ms)}</td><td>${fmt(s.p999Ms)}</td><td>${fmt(s.cpuUsPerReq, 1)}</td><td>${fmt(s.generatorCpuUsPerReq, 1)}</td><td>${fmt(s.peakRssMiB, 1)}</td><td>${esc(s.flagged ?? '')}</td></tr>`,
+          `<tr><td>${esc(s.contender)}</td><td>${fmt(s.rps, 0)}</td><td>${ratio(s.vsNginxKeepalive)}</td><td>${ratio(s.vsNginxStock)}</td><td>${fmt(s.p50Ms)}</td><td>${fmt(s.p99Ms)}</td><td>${fmt(s.p999Ms)}</td><td>${fmt(s.cpuUsPerReq, 1)}</td><td>${fmt(s.backendCpuUsPerReq, 1)}</td><td>${fmt(s.generatorCpuUsPerReq, 1)}</td><td>${fmt(s.peakRssMiB, 1)}</td><td>${esc(s.flagged ?? '')}</td></tr>`,
       ),
       '</table>',
     ].join('\n');
@@ -162,17 +166,18 @@ export function renderHtml(meta: BenchMeta, result: BenchResult, options: Record
   }
   const rate = result.constantRate.length
     ? [
-        '<section><h2>Constant rate (open loop, half of nginx\'s throughput)</h2><p>Latency is counted from when each request was due, so queueing shows.</p>',
-        '<table><tr><th>workload</th><th>contender</th><th>rate/s</th><th>connections</th><th>p50 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>max ms</th><th>errors</th></tr>',
+        '<section><h2>Constant rate (open loop, half of the reference contender\'s throughput)</h2><p>Latency is counted from when each request was due, so queueing shows; requests unanswered at the end count at least the time they waited. "send lag" is how late the load generator itself was: a large one means the row measures the generator too.</p>',
+        '<table><tr><th>workload</th><th>contender</th><th>rate/s (½ of)</th><th>connections</th><th>p50 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>max ms</th><th>errors</th><th>send lag ms</th></tr>',
         ...result.constantRate.map(
           (r) =>
-            `<tr><td>${esc(r.workload)}</td><td>${esc(r.contender)}</td><td>${r.rate}</td><td>${r.connections}</td><td>${fmt(r.load.p50Ms)}</td><td>${fmt(r.load.p99Ms)}</td><td>${fmt(r.load.p999Ms)}</td><td>${fmt(r.load.maxMs)}</td><td>${r.load.errors + r.load.non2xx}</td></tr>`,
+            `<tr><td>${esc(r.workload)}</td><td>${esc(r.contender)}</td><td>${r.rate} (${esc(r.reference)})</td><td>${r.connections}</td><td>${fmt(r.load.p50Ms)}</td><td>${fmt(r.load.p99Ms)}</td><td>${fmt(r.load.p999Ms)}</td><td>${fmt(r.load.maxMs)}</td><td>${r.load.errors + r.load.non2xx}</td><td>${fmt(r.load.maxSendLagMs)}</td></tr>`,
         ),
         '</table></section>',
       ].join('\n')
     : '';
   const contenders = [...new Set(result.summary.map((s) => s.contender))].map((c) => `<li><b>${esc(c)}</b>: ${esc(CONTENDERS[c])}</li>`).join('');
   const mism = result.mismatches.length ? `<section class="warn"><h2>Answers that differed</h2><ul>${result.mismatches.map((m) => `<li>${esc(m)}</li>`).join('')}</ul></section>` : '';
+  const fail = result.failures.length ? `<section class="warn"><h2>Turns that failed</h2><ul>${result.failures.map((m) => `<li>${esc(m)}</li>`).join('')}</ul></section>` : '';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>fastcgi-gateway bench · ${esc(meta.date)}</title>
 <style>
@@ -185,9 +190,10 @@ svg .t{font-weight:600;font-size:13px}svg .l{font-size:12px}svg .v{font-size:12p
 </style></head><body>
 <h1>fastcgi-gateway bench</h1>
 <p class="meta">${esc(meta.date)} · gateway ${esc(meta.gateway)}${meta.commit ? ` (${esc(meta.commit)})` : ''} · Node ${esc(meta.node)} · PHP ${esc(meta.php ?? '–')} · nginx ${esc(meta.nginx ?? '–')} · wrk ${esc(meta.wrk ?? '–')} · ${meta.cpus} × ${esc(meta.cpuModel)} · load ${meta.loadavg.join(' / ')}</p>
-<p class="meta">Same backend for every contender (${esc(result.backend.php)}, ${result.backend.workers} workers), started fresh for each turn; rounds interleaved, medians shown. CPU is each server's own CPU-seconds from /proc ÷ requests. Options: <code>${esc(JSON.stringify(options))}</code></p>
+<p class="meta">Same backend for every contender (${esc(result.backend.php)}, ${result.backend.workers} workers), started fresh for each turn; rounds interleaved, medians shown. CPU is each server's own CPU-seconds from /proc ÷ requests (php-fpm's apart). Percentiles of the closed-loop runs are wrk's, which corrects its histogram for coordinated omission; the open-loop table below times requests from when they were due. Options: <code>${esc(JSON.stringify(options))}</code></p>
 <ul>${contenders}</ul>
 ${mism}
+${fail}
 ${sections.join('\n')}
 ${rate}
 </body></html>

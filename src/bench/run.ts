@@ -22,7 +22,7 @@ import { findPhpFpm, type PhpFpmProcess, startPhpFpm } from '../fpm/launcher.js'
 import { type Backend, CONTENDERS, type ContenderName, type Running, startContender } from './contenders.js';
 import { type LoadResult, runConstantRate, runWrk, WRK_BIN, WRK_INSTALL_HINT } from './load.js';
 import { NGINX_BIN, NGINX_INSTALL_HINT } from './nginx.js';
-import { installCleanup, onInterrupt, stopTree } from './procs.js';
+import { BenchInterrupted, installCleanup, onInterrupt, stopTree, treeCpuTimeUs } from './procs.js';
 import { postBody, type Workload, writeBenchRoot } from './workloads.js';
 
 export interface BenchOptions {
@@ -54,6 +54,8 @@ export interface Turn {
   readonly round: number;
   readonly load: LoadResult;
   readonly serverCpuS: number;
+  /** CPU-seconds of the backend (php-fpm or the responder) over the same run; null: not ours to measure. */
+  readonly backendCpuS: number | null;
   readonly peakRssKb: number;
 }
 
@@ -70,6 +72,8 @@ export interface Summary {
   readonly cpuUsPerReq: number;
   /** The load generator's CPU per request, in µs. */
   readonly generatorCpuUsPerReq: number;
+  /** The backend's CPU per request (php-fpm or the responder), in µs; null for a pool given with --fpm. */
+  readonly backendCpuUsPerReq: number | null;
   readonly peakRssMiB: number;
   readonly errors: number;
   readonly non2xx: number;
@@ -84,9 +88,11 @@ export interface Summary {
 export interface RateSummary {
   readonly workload: string;
   readonly contender: ContenderName;
+  /** Half of this contender's median req/s at the same concurrency is the rate. */
+  readonly reference: ContenderName;
   readonly rate: number;
   readonly connections: number;
-  readonly load: LoadResult;
+  readonly load: LoadResult & { readonly maxSendLagMs: number };
 }
 
 export interface BenchResult {
@@ -95,6 +101,8 @@ export interface BenchResult {
   readonly constantRate: readonly RateSummary[];
   /** Answers that differed between contenders (user URLs) or from the expected one. */
   readonly mismatches: readonly string[];
+  /** Turns that failed (a contender that did not start, a check or a wrk run that failed). */
+  readonly failures: readonly string[];
   readonly backend: { readonly php: string; readonly workers: number; readonly root: string };
 }
 
@@ -120,6 +128,9 @@ export const median = (values: readonly number[]): number => {
   return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 };
 
+/** CPU µs per request; NaN when nothing was answered (not "all the CPU per one request"). */
+const perRequestUs = (cpuS: number, requests: number): number => (requests > 0 ? (cpuS * 1e6) / requests : Number.NaN);
+
 /** Contender order of round `r`: rotated by r. */
 export function rotation<T>(items: readonly T[], r: number): T[] {
   const k = items.length === 0 ? 0 : r % items.length;
@@ -139,7 +150,7 @@ async function fetchAnswer(origin: string, w: Workload): Promise<{ status: numbe
   return { status: r.status, body: Buffer.from(await r.arrayBuffer()) };
 }
 
-function startResponderProcess(socketPath: string, body: string): Promise<{ address: string; stop(): Promise<void> }> {
+function startResponderProcess(socketPath: string, body: string): Promise<{ address: string; pid: number; stop(): Promise<void> }> {
   const here = fileURLToPath(import.meta.url);
   const file = join(here, '..', here.endsWith('.ts') ? 'responder.ts' : 'responder.js');
   const child: ChildProcess = fork(file, [socketPath, body], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
@@ -149,13 +160,26 @@ function startResponderProcess(socketPath: string, body: string): Promise<{ addr
     child.once('message', () =>
       res({
         address: `unix:${socketPath}`,
+        pid: child.pid ?? 0,
         stop: async () => {
           unregister();
           await stop();
         },
       }),
     );
-    child.once('exit', (code) => rej(new Error(`the minimal responder exited (${code}) before listening`)));
+    const timer = setTimeout(() => {
+      void stop();
+      rej(new Error('the minimal responder did not start within 10 s'));
+    }, 10_000);
+    child.once('message', () => clearTimeout(timer));
+    child.once('error', (err) => {
+      clearTimeout(timer);
+      rej(err);
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      rej(new Error(`the minimal responder exited (${code}) before listening`));
+    });
   });
 }
 
@@ -164,10 +188,11 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
   const dir = mkdtempSync(join(os.tmpdir(), 'fcgi-bench-'));
   const benchRoot = writeBenchRoot(dir);
   let fpm: PhpFpmProcess | null = null;
-  let responder: { address: string; stop(): Promise<void> } | null = null;
+  let responder: { address: string; pid: number; stop(): Promise<void> } | null = null;
   const turns: Turn[] = [];
   const rates: RateSummary[] = [];
   const mismatches: string[] = [];
+  const failures: string[] = [];
   const flags = new Map<string, string>();
   const cleanup = async (): Promise<void> => {
     await responder?.stop();
@@ -192,6 +217,22 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
       fpmAddress = fpm.address;
     }
     if (o.workloads.some((w) => w.backend === 'responder')) responder = await startResponderProcess(join(dir, 'responder.sock'), 'Hello, World!');
+    const backendCpuS = (w: Workload): number | null => {
+      const pid = w.backend === 'responder' ? (responder?.pid ?? null) : (fpm?.pid ?? null);
+      return pid === null ? null : treeCpuTimeUs(pid) / 1e6;
+    };
+    /** One turn's work; a failure flags the contender and the bench goes on (Ctrl-C does not). */
+    const attempt = async (what: string, key: string, fn: () => Promise<void>): Promise<void> => {
+      try {
+        await fn();
+      } catch (err) {
+        if (err instanceof BenchInterrupted) throw err;
+        const line = `${what}: ${(err as Error).message.split('\n')[0]}`;
+        failures.push(line);
+        if (!flags.has(key)) flags.set(key, `failed: ${(err as Error).message.split('\n')[0]}`);
+        o.say(`failed: ${line}`);
+      }
+    };
     const backendFor = (w: Workload): Backend => ({
       address: w.backend === 'responder' ? responder!.address : fpmAddress!,
       root: w.name.startsWith('app ') && o.app ? o.app.root : benchRoot,
@@ -230,18 +271,31 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
         for (let r = 0; r < o.rounds; r++) {
           for (const c of rotation(o.contenders, r)) {
             o.say(`${w.name} c=${conc}  round ${r + 1}/${o.rounds}  ${c.padEnd(15)}  ${left()} left`);
-            const server = await startContender(c, backendFor(w), { baseline: o.baseline });
-            try {
-              await check(server, c);
-              const run = { url: `${server.origin}${w.path}`, connections: conc, ...(w.postBytes !== undefined ? { postBytes: w.postBytes } : {}), ...headersOf(w) };
-              const script = join(dir, 'wrk.lua');
-              if (o.warmupS > 0) await runWrk({ ...run, durationS: o.warmupS }, script);
-              const cpu0 = server.cpuS();
-              const load = await runWrk({ ...run, durationS: o.durationS }, script);
-              turns.push({ workload: w.name, concurrency: conc, contender: c, round: r, load, serverCpuS: server.cpuS() - cpu0, peakRssKb: server.peakRssKb() });
-            } finally {
-              await server.stop();
-            }
+            await attempt(`${w.name} c=${conc} round ${r + 1} ${c}`, `${w.name} ${c}`, async () => {
+              const server = await startContender(c, backendFor(w), { baseline: o.baseline });
+              try {
+                await check(server, c);
+                const run = { url: `${server.origin}${w.path}`, connections: conc, ...(w.postBytes !== undefined ? { postBytes: w.postBytes } : {}), ...headersOf(w) };
+                const script = join(dir, 'wrk.lua');
+                if (o.warmupS > 0) await runWrk({ ...run, durationS: o.warmupS }, script);
+                const cpu0 = server.cpuS();
+                const backend0 = backendCpuS(w);
+                const load = await runWrk({ ...run, durationS: o.durationS }, script);
+                const backend1 = backendCpuS(w);
+                turns.push({
+                  workload: w.name,
+                  concurrency: conc,
+                  contender: c,
+                  round: r,
+                  load,
+                  serverCpuS: server.cpuS() - cpu0,
+                  backendCpuS: backend0 !== null && backend1 !== null ? backend1 - backend0 : null,
+                  peakRssKb: server.peakRssKb(),
+                });
+              } finally {
+                await server.stop();
+              }
+            });
             done++;
           }
         }
@@ -250,16 +304,26 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
         const conc = o.concurrency.includes(50) ? 50 : o.concurrency[Math.floor(o.concurrency.length / 2)]!;
         const ref = o.contenders.find((c) => c === 'nginx-keepalive') ?? o.contenders.find((c) => c.startsWith('nginx')) ?? o.contenders[0]!;
         const nginxRps = median(turns.filter((t) => t.workload === w.name && t.concurrency === conc && t.contender === ref).map((t) => t.load.rps));
-        const rate = Math.max(1, Math.round(nginxRps / 2));
+        if (!Number.isFinite(nginxRps) || nginxRps < 2) {
+          o.say(`${w.name}: no constant-rate run, ${ref} has no throughput to take half of`);
+          ratesDone += o.contenders.length;
+          continue;
+        }
+        const rate = Math.round(nginxRps / 2);
         for (const c of o.contenders) {
           o.say(`${w.name} constant rate ${rate}/s  ${c.padEnd(15)}  ${left()} left`);
-          const server = await startContender(c, backendFor(w), { baseline: o.baseline });
-          try {
-            const load = await runConstantRate({ origin: server.origin, path: w.path, rate, connections: conc, durationS: o.durationS, ...(w.postBytes !== undefined ? { postBytes: w.postBytes } : {}), ...headersOf(w) });
-            rates.push({ workload: w.name, contender: c, rate, connections: conc, load });
-          } finally {
-            await server.stop();
-          }
+          await attempt(`${w.name} constant rate ${c}`, `${w.name} ${c}`, async () => {
+            const server = await startContender(c, backendFor(w), { baseline: o.baseline });
+            try {
+              // A fresh process: answer checked and warmed up first, or the tail is its cold start.
+              await check(server, c);
+              if (o.warmupS > 0) await runWrk({ url: `${server.origin}${w.path}`, connections: conc, durationS: o.warmupS, ...(w.postBytes !== undefined ? { postBytes: w.postBytes } : {}), ...headersOf(w) }, join(dir, 'wrk.lua'));
+              const load = await runConstantRate({ origin: server.origin, path: w.path, rate, connections: conc, durationS: o.durationS, ...(w.postBytes !== undefined ? { postBytes: w.postBytes } : {}), ...headersOf(w) });
+              rates.push({ workload: w.name, contender: c, reference: ref, rate, connections: conc, load });
+            } finally {
+              await server.stop();
+            }
+          });
           ratesDone++;
         }
       }
@@ -269,6 +333,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
       summary: summarize(turns, flags),
       constantRate: rates,
       mismatches,
+      failures,
       backend: { php, workers: o.fpmWorkers, root: o.app?.root ?? benchRoot },
     };
   } finally {
@@ -306,8 +371,9 @@ export function summarize(turns: readonly Turn[], flags: ReadonlyMap<string, str
       p50Ms: median(g.map((t) => t.load.p50Ms)),
       p99Ms: median(g.map((t) => t.load.p99Ms)),
       p999Ms: median(g.map((t) => t.load.p999Ms)),
-      cpuUsPerReq: median(g.map((t) => (t.serverCpuS * 1e6) / Math.max(1, t.load.requests))),
-      generatorCpuUsPerReq: median(g.map((t) => (t.load.generatorCpuS * 1e6) / Math.max(1, t.load.requests))),
+      cpuUsPerReq: median(g.map((t) => perRequestUs(t.serverCpuS, t.load.requests))),
+      generatorCpuUsPerReq: median(g.map((t) => perRequestUs(t.load.generatorCpuS, t.load.requests))),
+      backendCpuUsPerReq: g.every((t) => t.backendCpuS !== null) ? median(g.map((t) => perRequestUs(t.backendCpuS!, t.load.requests))) : null,
       peakRssMiB: Math.max(...g.map((t) => t.peakRssKb)) / 1024,
       errors,
       non2xx,
@@ -316,13 +382,15 @@ export function summarize(turns: readonly Turn[], flags: ReadonlyMap<string, str
   }
   const find = (s: (typeof base)[number], c: ContenderName) => base.find((b) => b.workload === s.workload && b.concurrency === s.concurrency && b.contender === c);
   return base.map((s) => {
+    // A flagged nginx is no yardstick.
     const ka = find(s, 'nginx-keepalive');
-    const stock = find(s, 'nginx-stock');
+    const stockRow = find(s, 'nginx-stock');
+    const stock = stockRow?.flagged === null ? stockRow : undefined;
     return {
       ...s,
-      vsNginxKeepalive: ka ? s.rps / ka.rps : null,
+      vsNginxKeepalive: ka && ka.flagged === null ? s.rps / ka.rps : null,
       vsNginxStock: stock ? s.rps / stock.rps : null,
-      cpuVsNginxKeepalive: ka ? s.cpuUsPerReq / ka.cpuUsPerReq : null,
+      cpuVsNginxKeepalive: ka && ka.flagged === null ? s.cpuUsPerReq / ka.cpuUsPerReq : null,
     };
   });
 }

@@ -32,13 +32,18 @@ export interface BenchArgs {
   readonly baseline?: string | undefined;
 }
 
+/** A comma-separated flag as a list, repeats dropped (they would merge into one group). */
 const csv = (s: string | undefined): string[] | undefined =>
   s === undefined
     ? undefined
-    : s
-        .split(',')
-        .map((x) => x.trim())
-        .filter((x) => x !== '');
+    : [
+        ...new Set(
+          s
+            .split(',')
+            .map((x) => x.trim())
+            .filter((x) => x !== ''),
+        ),
+      ];
 
 export function parseBenchArgs(a: BenchArgs, cwd: string): { workloads: Workload[]; contenders: ContenderName[]; concurrency: number[]; app?: { root: string; frontController: string | null } } {
   const positive = (n: number, what: string): void => {
@@ -68,7 +73,7 @@ export function parseBenchArgs(a: BenchArgs, cwd: string): { workloads: Workload
   const builtin = names === undefined ? (app ? [] : [...BUILTIN_WORKLOADS]) : names.map((n) => BUILTIN_WORKLOADS.find((w) => w.name === n) ?? n);
   const unknown = builtin.filter((w): w is string => typeof w === 'string');
   if (unknown.length > 0) throw new CliError(ExitCode.Usage, `unknown workload ${unknown.join(', ')}; choose from ${BUILTIN_WORKLOADS.map((w) => w.name).join(', ')}`);
-  const workloads = [...(builtin as Workload[]), ...appWorkloads(a.url)];
+  const workloads = [...(builtin as Workload[]), ...appWorkloads([...new Set(a.url)])];
   return { workloads, contenders, concurrency, ...(app ? { app } : {}) };
 }
 
@@ -98,6 +103,7 @@ export async function benchCommand(a: BenchArgs, io: CliIo & { readonly cwd: str
   if (tty) io.stderr.write('\r\x1b[2K');
   io.stdout.write(`${formatTable(result.summary)}\n`);
   for (const m of result.mismatches) io.stdout.write(`answer differed: ${m}\n`);
+  for (const f of result.failures) io.stdout.write(`turn failed: ${f}\n`);
   const files = writeReport(resolve(io.cwd, a.out ?? join('bench', 'results')), meta, result, options);
   io.stdout.write(`\nwrote ${files.json}\n      ${files.html}\n`);
   return ExitCode.Ok;

@@ -7,6 +7,7 @@
  * --param (replacing a param of the same name in place, else appended).
  */
 import path from 'node:path';
+import { collectHeaders } from '../cgi/params-builder.js';
 import { CliError, ExitCode } from './exit-codes.js';
 
 /** What `run` was asked for, after the body source was opened (its length is known). */
@@ -119,12 +120,14 @@ export function buildRunParams(input: RunParamsInput): RunParams {
 }
 
 /**
- * -H lines → HTTP_* params: upper case, "-" → "_", repeats joined with ", " ("; " for
- * Cookie, as nginx does). Content-Type becomes CONTENT_TYPE; Content-Length is refused since
- * php-fpm reads exactly CONTENT_LENGTH bytes and the CLI computes it from the body.
+ * -H lines → HTTP_* params by the gateway's own mapping (cgi/params-builder `collectHeaders`):
+ * upper case, "-" → "_", repeats joined with ", " ("; " for Cookie, as nginx does), `Proxy`
+ * dropped (httpoxy). Names with `_` are kept: the operator typed them. Content-Type becomes
+ * CONTENT_TYPE; Content-Length is refused since php-fpm reads exactly CONTENT_LENGTH bytes and
+ * the CLI computes it from the body.
  */
 export function mapHeaders(lines: readonly string[]): { mapped: Array<[string, string]>; contentType: string | null } {
-  const byName = new Map<string, string>();
+  const raw: string[] = [];
   let contentType: string | null = null;
   for (const line of lines) {
     const colon = line.indexOf(':');
@@ -142,9 +145,10 @@ export function mapHeaders(lines: readonly string[]): { mapped: Array<[string, s
       contentType = value;
       continue;
     }
-    const param = 'HTTP_' + name.toUpperCase().replace(/-/g, '_');
-    const prev = byName.get(param);
-    byName.set(param, prev === undefined ? value : `${prev}${lower === 'cookie' ? '; ' : ', '}${value}`);
+    // What collectHeaders would drop is refused instead, so that nothing typed vanishes.
+    if (!/^[A-Za-z0-9_-]+$/.test(name)) throw new CliError(ExitCode.Usage, `-H ${name}: a header name that becomes an HTTP_* param has letters, digits, "-" and "_" only`);
+    if (lower === 'proxy') throw new CliError(ExitCode.Usage, '-H Proxy is never passed to PHP (httpoxy, CVE-2016-5385: it would become HTTP_PROXY)');
+    raw.push(name, value);
   }
-  return { mapped: [...byName], contentType };
+  return { mapped: [...collectHeaders(raw, true)], contentType };
 }

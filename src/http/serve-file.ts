@@ -10,7 +10,10 @@ import type SendModule from 'send';
 // does not answer: most sites never need it.
 const requireCjs = createRequire(import.meta.url);
 let sendModule: typeof SendModule | null = null;
-const send: typeof SendModule = ((...args: Parameters<typeof SendModule>) => (sendModule ??= requireCjs('send') as typeof SendModule)(...args)) as typeof SendModule;
+const send = ((...args: Parameters<typeof SendModule>) => {
+  if (sendModule === null) sendModule = requireCjs('send') as typeof SendModule;
+  return sendModule(...args);
+}) as typeof SendModule;
 import { endAfterAnswer } from './wire.js';
 import { sendError } from './respond.js';
 import { encodePath, type Route } from './router.js';

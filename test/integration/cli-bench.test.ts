@@ -51,7 +51,7 @@ describe('fastcgi-gateway bench', () => {
     assert.match(cli.stdout(), /^workload\s+c\s+contender\s+req\/s/m, 'the table');
     const files = readdirSync(out).sort();
     assert.equal(files.length, 2, `JSON and HTML: ${files.join(', ')}`);
-    assert.match(files[0]!, /^bench-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ-\w+-node[\d.]+-php[\d.]+-nginx[\d.]+-\d+cpu\.html$/);
+    assert.match(files[0]!, /^bench-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ-[\w-]+-node[\d.]+-php[\d.]+-nginx[\d.]+-\d+cpu\.html$/);
     assert.equal(files[1], files[0]!.replace(/\.html$/, '.json'));
     const report = JSON.parse(readFileSync(join(out, files[1]!), 'utf8')) as Report;
     assert.deepEqual(report.mismatches, [], 'every contender gave the expected answers');

@@ -29,7 +29,7 @@ describe('wrk', () => {
   test('the Lua script sets the POST body, headers, and prints one JSON summary line', () => {
     const s = wrkScript(1_048_580, { cookie: 'a=1; b="2"' });
     assert.match(s, /wrk\.method = "POST"/);
-    assert.match(s, /string\.rep\("0123456789abcdef", 65536\) \.\. string\.rep\("x", 4\)/);
+    assert.match(s, /string\.sub\(string\.rep\("0123456789abcdef", 65537\), 1, 1048580\)/, 'the pattern cut to the length, as postBody');
     assert.match(s, /wrk\.headers\["cookie"\] = "a=1; b=\\"2\\""/);
     assert.match(s, /latency:percentile\(99\.9\)/);
     assert.doesNotMatch(wrkScript(undefined), /POST/);
@@ -47,7 +47,7 @@ describe('rounds and summary', () => {
     assert.deepEqual([0, 1, 2, 3].map((r) => rotation(['a', 'b', 'c'], r).join('')), ['abc', 'bca', 'cab', 'abc']);
   });
   test('medians over rounds, ratios to the two nginx configurations, CPU per request', () => {
-    const t = (contender: Turn['contender'], round: number, rps: number, cpuS: number): Turn => ({ workload: 'hello', concurrency: 50, contender, round, load: load(rps), serverCpuS: cpuS, peakRssKb: 1024 * (10 + round) });
+    const t = (contender: Turn['contender'], round: number, rps: number, cpuS: number): Turn => ({ workload: 'hello', concurrency: 50, contender, round, load: load(rps), serverCpuS: cpuS, backendCpuS: 0.1, peakRssKb: 1024 * (10 + round) });
     const s = summarize([
       t('nginx-keepalive', 0, 10_000, 0.4),
       t('nginx-keepalive', 1, 12_000, 0.4),
@@ -70,22 +70,24 @@ describe('rounds and summary', () => {
     assert.equal(gw.flagged, null);
   });
   test('errors, non-2xx answers and wrong answers flag a contender', () => {
-    const turn = (contender: Turn['contender'], l: Turn['load']): Turn => ({ workload: 'w', concurrency: 1, contender, round: 0, load: l, serverCpuS: 0, peakRssKb: 0 });
+    const turn = (contender: Turn['contender'], l: Turn['load']): Turn => ({ workload: 'w', concurrency: 1, contender, round: 0, load: l, serverCpuS: 0, backendCpuS: null, peakRssKb: 0 });
     const s = summarize([turn('gateway', load(10, { errors: 2 })), turn('gateway-w2', load(10, { non2xx: 5 })), turn('nginx-stock', load(10))], new Map([['w nginx-stock', 'status 502']]));
     assert.deepEqual(
       s.map((x) => x.flagged),
       ['2 errors', '5 non-2xx', 'wrong answer: status 502'],
     );
+    assert.equal(s[0]!.vsNginxStock, null, 'a flagged nginx is no yardstick');
+    assert.ok(Number.isNaN(summarize([turn('gateway', load(0))])[0]!.cpuUsPerReq), 'no answers: no CPU per request');
   });
 });
 
 describe('report', () => {
   const meta: BenchMeta = { date: '2026-12-01T16:40:00.123Z', gateway: '0.1.0', commit: 'abc1234', node: 'v20.19.0', php: '8.2.29', nginx: '1.22.1', wrk: '4.1.0', cpus: 2, cpuModel: 'cpu', loadavg: [0.5, 0.4, 0.3] };
   const turns: Turn[] = [
-    { workload: 'hello', concurrency: 50, contender: 'nginx-keepalive', round: 0, load: load(10_000), serverCpuS: 0.4, peakRssKb: 12_000 },
-    { workload: 'hello', concurrency: 50, contender: 'gateway', round: 0, load: load(8_000), serverCpuS: 0.8, peakRssKb: 90_000 },
+    { workload: 'hello', concurrency: 50, contender: 'nginx-keepalive', round: 0, load: load(10_000), serverCpuS: 0.4, backendCpuS: 0.5, peakRssKb: 12_000 },
+    { workload: 'hello', concurrency: 50, contender: 'gateway', round: 0, load: load(8_000), serverCpuS: 0.8, backendCpuS: 0.5, peakRssKb: 90_000 },
   ];
-  const result = { turns, summary: summarize(turns), constantRate: [], mismatches: ['app /: gateway: body of 3 bytes differs <b>'], backend: { php: 'php-fpm8.2', workers: 4, root: '/tmp/x' } };
+  const result = { turns, summary: summarize(turns), constantRate: [], mismatches: ['app /: gateway: body of 3 bytes differs <b>'], failures: [], backend: { php: 'php-fpm8.2', workers: 4, root: '/tmp/x' } };
   test('the file name carries date, commit, versions and cores', () => {
     assert.equal(reportName(meta), 'bench-2026-12-01T16-40-00Z-abc1234-node20.19.0-php8.2.29-nginx1.22.1-2cpu');
     assert.equal(reportName({ ...meta, commit: null }), 'bench-2026-12-01T16-40-00Z-v0.1.0-node20.19.0-php8.2.29-nginx1.22.1-2cpu');

@@ -124,6 +124,12 @@ describe('mapHeaders', () => {
     assert.throws(() => mapHeaders(['NoColon']), usage(/Name: value/));
     assert.throws(() => mapHeaders(['Bad Name: x']), usage(/Name: value/));
     assert.throws(() => mapHeaders([': x']), usage(/Name: value/));
+    assert.throws(() => mapHeaders(['X.Dotted: x']), usage(/letters, digits, "-" and "_" only/));
+  });
+
+  test('Proxy is refused (httpoxy), as the gateway never passes it; underscores are kept', () => {
+    assert.throws(() => mapHeaders(['Proxy: http://evil.example']), usage(/httpoxy/));
+    assert.deepEqual(mapHeaders(['X_Under: 1']).mapped, [['HTTP_X_UNDER', '1']]);
   });
 
   test('headers follow the body variables in the param list', () => {
