@@ -16,7 +16,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startNginx } from './nginx.js';
-import { freePort, onInterrupt, processTree, procStatusKb, stopTree, treeCpuTimeUs } from './procs.js';
+import { checkNotAborting, freePort, onInterrupt, processTree, procStatusKb, stopTree, treeCpuTimeUs } from './procs.js';
 
 export type ContenderName = 'gateway' | 'gateway-w2' | 'gateway-log' | 'gateway-base' | 'nginx-stock' | 'nginx-keepalive' | 'nginx-log';
 
@@ -107,6 +107,7 @@ function sumHwm(pid: number): number {
 }
 
 async function startGateway(name: ContenderName, backend: Backend, cli: { file: string; execArgv: string[] }, serveArgs: readonly string[]): Promise<Running> {
+  checkNotAborting();
   const port = await freePort();
   const dir = mkdtempSync(join(os.tmpdir(), 'fcgi-bench-gw-'));
   const args = [

@@ -28,6 +28,13 @@ const cleanups = new Set<() => Promise<void>>();
 let cleanupInstalled = false;
 /** Set by the first signal: from then on nothing new may start, and every stop runs at once. */
 let aborting = false;
+/** Stops registered after the cleanup began: the exit waits for them too. */
+const lateStops = new Set<Promise<void>>();
+
+/** Whether a signal has begun the cleanup. */
+export function isAborting(): boolean {
+  return aborting;
+}
 
 /** Thrown by `checkNotAborting` once a signal has begun the cleanup. */
 export class BenchInterrupted extends Error {
@@ -47,7 +54,9 @@ export function checkNotAborting(): void {
  */
 export function onInterrupt(fn: () => Promise<void>): () => void {
   if (aborting) {
-    void fn().catch(() => {});
+    const stopping = fn().catch(() => {});
+    lateStops.add(stopping);
+    void stopping.finally(() => lateStops.delete(stopping));
     return () => {};
   }
   cleanups.add(fn);
@@ -69,10 +78,10 @@ export function installCleanup(): void {
     aborting = true;
     console.error(`\n${signal}: stopping benchmark processes (again to exit at once)`);
     void (async () => {
-      while (cleanups.size > 0) {
+      while (cleanups.size > 0 || lateStops.size > 0) {
         const batch = [...cleanups];
         cleanups.clear();
-        await Promise.allSettled(batch.map((fn) => fn()));
+        await Promise.allSettled([...batch.map((fn) => fn()), ...lateStops]);
       }
       process.exit(code);
     })();

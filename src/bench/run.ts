@@ -22,7 +22,7 @@ import { findPhpFpm, type PhpFpmProcess, startPhpFpm } from '../fpm/launcher.js'
 import { type Backend, CONTENDERS, type ContenderName, type Running, startContender } from './contenders.js';
 import { type LoadResult, runConstantRate, runWrk, WRK_BIN, WRK_INSTALL_HINT } from './load.js';
 import { NGINX_BIN, NGINX_INSTALL_HINT } from './nginx.js';
-import { BenchInterrupted, installCleanup, onInterrupt, stopTree, treeCpuTimeUs } from './procs.js';
+import { BenchInterrupted, installCleanup, isAborting, onInterrupt, stopTree, treeCpuTimeUs } from './procs.js';
 import { postBody, type Workload, writeBenchRoot } from './workloads.js';
 
 export interface BenchOptions {
@@ -226,7 +226,8 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
       try {
         await fn();
       } catch (err) {
-        if (err instanceof BenchInterrupted) throw err;
+        // A wrk or server killed by the cleanup fails too: after a signal nothing is a turn's failure.
+        if (err instanceof BenchInterrupted || isAborting()) throw err;
         const line = `${what}: ${(err as Error).message.split('\n')[0]}`;
         failures.push(line);
         if (!flags.has(key)) flags.set(key, `failed: ${(err as Error).message.split('\n')[0]}`);
