@@ -1,0 +1,125 @@
+/**
+ * prepareBody on a stand-in request stream (a PassThrough with headers): what needs no read
+ * (no body, an empty one, a streamed one), what is refused before reading (a bad or too large
+ * Content-Length), a body held in memory with its budget reservation until cleanup, a body
+ * spooled to a temp file past bodyBufferSize, and the failures while collecting (too large,
+ * cut short, the client gone, no data within clientBodyTimeout).
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough, type Readable } from 'node:stream';
+import { after, describe, test } from 'node:test';
+import { BodySourceError, BodyTimeoutError, BodyTooLargeError } from '../../../src/errors.js';
+import { MemoryBudget } from '../../../src/http/memory-budget.js';
+import { type BodyLimits, type PreparedBody, prepareBody } from '../../../src/http/request-body.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'fcgi-gw-body-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const limits = (o: Partial<BodyLimits> = {}): BodyLimits => ({
+  maxBodySize: 1024 * 1024,
+  bodyBufferSize: 16 * 1024,
+  tmpDir: dir,
+  clientBodyTimeout: 0,
+  requestBuffering: true,
+  budget: new MemoryBudget(64 * 1024 * 1024),
+  ...o,
+});
+
+/** A request stream with these headers (HTTP/1.1). */
+function request(headers: Record<string, string>): PassThrough & IncomingMessage {
+  const req = new PassThrough() as PassThrough & IncomingMessage;
+  Object.assign(req, { headers, httpVersionMajor: 1, httpVersionMinor: 1 });
+  return req;
+}
+
+async function bytesOf(body: PreparedBody['body']): Promise<Buffer> {
+  if (body === null) return Buffer.alloc(0);
+  if (Buffer.isBuffer(body)) return body;
+  if (Array.isArray(body)) return Buffer.concat(body);
+  const chunks: Buffer[] = [];
+  for await (const c of body as Readable) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+describe('prepareBody', () => {
+  test('no body, an empty one, and a streamed one need no read', () => {
+    const none = prepareBody(request({}), limits());
+    assert.ok(!(none instanceof Promise) && none.body === null && none.contentLength === null);
+    const empty = prepareBody(request({ 'content-length': '0' }), limits());
+    assert.ok(!(empty instanceof Promise) && empty.body === null && empty.contentLength === 0);
+    const req = request({ 'content-length': '5' });
+    const streamed = prepareBody(req, limits({ requestBuffering: false }));
+    assert.ok(!(streamed instanceof Promise), 'at once');
+    assert.equal(streamed.body, req, 'the request stream itself');
+    assert.equal(streamed.contentLength, 5);
+    assert.equal(streamed.streamed, true);
+  });
+
+  test('a bad or too large Content-Length is refused before any byte is read', () => {
+    assert.throws(() => prepareBody(request({ 'content-length': '12abc' }), limits()), BodySourceError);
+    assert.throws(() => prepareBody(request({ 'content-length': '2000000' }), limits()), BodyTooLargeError);
+    assert.throws(() => prepareBody(request({ 'content-length': '2000000' }), limits({ requestBuffering: false })), BodyTooLargeError, 'streamed too');
+  });
+
+  test('a small body is held in memory, its bytes reserved from the budget until cleanup', async () => {
+    const l = limits();
+    const req = request({ 'content-length': '11' });
+    const prepared = prepareBody(req, l);
+    assert.ok(prepared instanceof Promise, 'the body is collected first');
+    req.write('hello ');
+    req.end('world');
+    const p = await prepared;
+    assert.equal((await bytesOf(p.body)).toString(), 'hello world');
+    assert.equal(p.contentLength, 11);
+    assert.equal(p.streamed, false);
+    assert.equal(l.budget.used, 11, 'reserved while the request holds the body');
+    p.cleanup();
+    p.cleanup();
+    assert.equal(l.budget.used, 0, 'returned once, however often cleanup runs');
+  });
+
+  test('past bodyBufferSize, or past the process budget, the body goes to a temp file', async () => {
+    const body = Buffer.alloc(100_000, 'abcdefghij');
+    for (const l of [limits(), limits({ budget: new MemoryBudget(1000), bodyBufferSize: 1024 * 1024 })]) {
+      const req = request({ 'transfer-encoding': 'chunked' });
+      const prepared = prepareBody(req, l);
+      for (let i = 0; i < body.length; i += 7000) req.write(body.subarray(i, i + 7000));
+      req.end();
+      const p = await prepared;
+      assert.ok(!Buffer.isBuffer(p.body) && !Array.isArray(p.body) && p.body !== null, 'a stream from the temp file');
+      assert.equal(p.contentLength, body.length, 'a chunked body gets its length');
+      assert.ok((await bytesOf(p.body)).equals(body), 'the same bytes');
+      assert.equal(l.budget.used, 0, 'nothing left reserved');
+      p.cleanup();
+    }
+  });
+
+  test('collecting fails with 413 past maxBodySize, 400 when cut short or the client leaves, 408 without data', async () => {
+    const big = request({ 'transfer-encoding': 'chunked' });
+    const tooLarge = prepareBody(big, limits({ maxBodySize: 10 }));
+    big.write('0123456789a');
+    await assert.rejects(tooLarge as Promise<PreparedBody>, BodyTooLargeError);
+
+    const short = request({ 'content-length': '10' });
+    const cut = prepareBody(short, limits());
+    short.end('12345');
+    await assert.rejects(cut as Promise<PreparedBody>, (e: unknown) => e instanceof BodySourceError && /ended after 5 of 10 bytes/.test(e.message));
+
+    const leaving = request({ 'content-length': '10' });
+    const gone = prepareBody(leaving, limits());
+    leaving.write('123');
+    leaving.destroy();
+    await assert.rejects(gone as Promise<PreparedBody>, (e: unknown) => e instanceof BodySourceError && /client closed the connection/.test(e.message));
+
+    const silent = request({ 'content-length': '10' });
+    const l = limits({ clientBodyTimeout: 50 });
+    // The body timer is unref'd (a server's sockets keep the process alive); here a timer does.
+    const alive = setTimeout(() => {}, 10_000);
+    await assert.rejects(prepareBody(silent, l) as Promise<PreparedBody>, BodyTimeoutError).finally(() => clearTimeout(alive));
+    assert.equal(l.budget.used, 0);
+  });
+});
