@@ -41,6 +41,7 @@ export {
 } from '../../src/bench/procs.js';
 export { type BenchNginx, NGINX_BIN, type NginxOptions, startNginx } from '../../src/bench/nginx.js';
 export { type LoadResult, runWrk, WRK_BIN } from '../../src/bench/load.js';
+export { median } from '../../src/bench/run.js';
 
 /** Repository root (two levels above this file). */
 export const REPO_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -72,14 +73,6 @@ export function envIntList(name: string, fallback: readonly number[]): number[] 
   const list = raw.split(',').map((s) => Number(s.trim()));
   if (list.some((n) => !Number.isInteger(n) || n <= 0)) throw new Error(`${name} must be a list of positive integers, got ${JSON.stringify(raw)}`);
   return list;
-}
-
-/** Median (mean of the two middle values for even lengths); NaN for an empty list. */
-export function median(values: readonly number[]): number {
-  if (values.length === 0) return Number.NaN;
-  const s = [...values].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
 /** Nearest-rank percentile (p in 0..100) of an unsorted list; NaN for an empty list. */

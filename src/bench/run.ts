@@ -19,7 +19,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findPhpFpm, type PhpFpmProcess, startPhpFpm } from '../fpm/launcher.js';
-import { type Backend, CONTENDERS, type ContenderName, type Running, startContender } from './contenders.js';
+import { type Backend, type ContenderName, type Running, startContender } from './contenders.js';
 import { type LoadResult, runConstantRate, runWrk, WRK_BIN, WRK_INSTALL_HINT } from './load.js';
 import { NGINX_BIN, NGINX_INSTALL_HINT } from './nginx.js';
 import { BenchInterrupted, installCleanup, isAborting, onInterrupt, stopTree, treeCpuTimeUs } from './procs.js';
@@ -398,4 +398,3 @@ export function summarize(turns: readonly Turn[], flags: ReadonlyMap<string, str
   });
 }
 
-export { CONTENDERS };

@@ -14,14 +14,14 @@ import { dirname, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import type * as Yaml from 'yaml';
 import type { Node as YamlNode } from 'yaml';
+import { ConfigError, type ConfigIssue } from '../errors.js';
+import { formatPath, knownKeysAt, toConfigIssues } from './issues.js';
+import { configSchema, type GatewayConfig } from './schema.js';
 
 // yaml is loaded when a config file or a YAML-valued override is read, not by `serve` with flags.
 const requireCjs = createRequire(import.meta.url);
 let yamlModule: typeof Yaml | null = null;
 const yaml = (): typeof Yaml => (yamlModule ??= requireCjs('yaml') as typeof Yaml);
-import { ConfigError, type ConfigIssue } from '../errors.js';
-import { formatPath, knownKeysAt, toConfigIssues } from './issues.js';
-import { configSchema, type GatewayConfig } from './schema.js';
 
 /** Prefix of the environment variables that set config keys. */
 export const ENV_PREFIX = 'FASTCGI_GATEWAY_';

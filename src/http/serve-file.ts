@@ -5,6 +5,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import type SendModule from 'send';
+import { endAfterAnswer } from './wire.js';
+import { sendError } from './respond.js';
+import { encodePath, type Route } from './router.js';
+import type { SmallFileCache } from './small-files.js';
 
 // `send` (12 MiB of RSS with its dependencies) is loaded on the first file the small-file path
 // does not answer: most sites never need it.
@@ -14,10 +18,6 @@ const send = ((...args: Parameters<typeof SendModule>) => {
   if (sendModule === null) sendModule = requireCjs('send') as typeof SendModule;
   return sendModule(...args);
 }) as typeof SendModule;
-import { endAfterAnswer } from './wire.js';
-import { sendError } from './respond.js';
-import { encodePath, type Route } from './router.js';
-import type { SmallFileCache } from './small-files.js';
 
 /** Serve a file below `root` with `send` (ETag, Last-Modified, 304, Range/206, HEAD). */
 export function serveFile(req: IncomingMessage, res: ServerResponse, root: string, path: string, next?: (err?: unknown) => void): void {
