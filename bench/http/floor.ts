@@ -3,6 +3,9 @@
  * answer, c=50) against
  *
  *   node-http   a bare node:http server answering "Hello, World!" itself (node:http's own cost)
+ *   raw         node:http + one constant, pre-encoded FastCGI request written to a kept-alive
+ *               net.Socket, the answer awaited by walking record headers: Node's own cost of one
+ *               round trip to php-fpm, with none of our code on the request path
  *   thin        node:http + our ConnectionPool + buildCgiParams + a minimal CGI head split:
  *               the FastCGI exchange with nothing else (no routing, checks, relay, timeouts)
  *   gateway     `fastcgi-gateway serve` from dist/, default options, log off
@@ -10,7 +13,7 @@
  *
  * each in its own process, CPU from /proc, rounds interleaved, medians.
  *
- *   node --import tsx bench/http/floor.ts        ROUNDS=5 DURATION=5 CONNECTIONS=50
+ *   node --import tsx bench/http/floor.ts        ROUNDS=5 DURATION=5 CONNECTIONS=50 CONTENDERS=raw,thin
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,7 +22,7 @@ import { join } from 'node:path';
 import { startPhpFpm } from '../../src/fpm/launcher.js';
 import { runWrk } from '../../src/bench/load.js';
 import { startNginx } from '../../src/bench/nginx.js';
-import { freePort, installCleanup, stopTree, treeCpuTimeUs } from '../../src/bench/procs.js';
+import { freePort, installCleanup, stopTree, treeCpuSplitUs } from '../../src/bench/procs.js';
 import { writeBenchRoot } from '../../src/bench/workloads.js';
 import { envInt, median, printTable, REPO_ROOT } from './lib.js';
 
@@ -61,7 +64,47 @@ http.createServer(async (req, res) => {
 }).listen(Number(port), '127.0.0.1', () => console.error('serving'));
 process.on('SIGTERM', () => process.exit(0));
 `;
+const RAW = `import http from 'node:http';
+import net from 'node:net';
+import { encodeBeginRequest, encodeParamsStream, encodeStreamEnd } from ${JSON.stringify(join(REPO_ROOT, 'dist', 'index.js'))};
+const [port, upstream, root] = process.argv.slice(2);
+const params = { SCRIPT_FILENAME: root + '/hello.php', SCRIPT_NAME: '/hello.php', REQUEST_METHOD: 'GET', REQUEST_URI: '/hello.php', QUERY_STRING: '', SERVER_PROTOCOL: 'HTTP/1.1', GATEWAY_INTERFACE: 'CGI/1.1', REMOTE_ADDR: '127.0.0.1', SERVER_NAME: 'localhost', SERVER_PORT: port, DOCUMENT_ROOT: root, HTTP_HOST: '127.0.0.1:' + port };
+const REQ = Buffer.concat([encodeBeginRequest(1, 1, true), encodeParamsStream(1, params), encodeStreamEnd(5, 1)]);
+const idle = []; const waiting = [];
+function open() {
+  const s = net.connect(upstream.replace(/^unix:/, ''));
+  let acc = Buffer.alloc(0); let done = null; let out = [];
+  s.on('data', (c) => {
+    acc = acc.length ? Buffer.concat([acc, c]) : c;
+    let o = 0;
+    while (o + 8 <= acc.length) {
+      const len = acc.readUInt16BE(o + 4); const end = o + 8 + len + acc[o + 6];
+      if (end > acc.length) break;
+      if (acc[o + 1] === 6) out.push(acc.subarray(o + 8, o + 8 + len));
+      if (acc[o + 1] === 3) { const d = done; done = null; d(Buffer.concat(out)); out = []; }
+      o = end;
+    }
+    acc = acc.subarray(o);
+  });
+  s.ask = () => new Promise((res) => { done = res; s.write(REQ); });
+  return s;
+}
+for (let i = 0; i < 4; i++) idle.push(open());
+function take() { return idle.length ? Promise.resolve(idle.pop()) : new Promise((r) => waiting.push(r)); }
+function give(s) { const w = waiting.shift(); if (w) w(s); else idle.push(s); }
+http.createServer(async (req, res) => {
+  const s = await take();
+  const out = await s.ask();
+  give(s);
+  const i = out.indexOf('\\r\\n\\r\\n');
+  const body = out.subarray(i + 4);
+  res.writeHead(200, { 'Content-Type': 'text/html; charset=UTF-8', 'Content-Length': String(body.length) });
+  res.end(body);
+}).listen(Number(port), '127.0.0.1', () => console.error('serving'));
+process.on('SIGTERM', () => process.exit(0));
+`;
 writeFileSync(join(dir, 'node-http.mjs'), NODE_HTTP);
+writeFileSync(join(dir, 'raw.mjs'), RAW);
 writeFileSync(join(dir, 'thin.mjs'), THIN);
 
 interface Server {
@@ -86,6 +129,7 @@ async function startNode(args: string[]): Promise<Server> {
 
 const contenders: Record<string, () => Promise<Server>> = {
   'node-http': () => startNode([join(dir, 'node-http.mjs'), 'PORT']),
+  raw: () => startNode([join(dir, 'raw.mjs'), 'PORT', fpm.address, root]),
   thin: () => startNode([join(dir, 'thin.mjs'), 'PORT', fpm.address, root]),
   gateway: () => startNode([join(REPO_ROOT, 'dist', 'cli', 'main.js'), 'serve', '-u', fpm.address, '-r', root, '-l', '127.0.0.1:PORT', '-c', '4', '--log', 'off']),
   'nginx-keepalive': async () => {
@@ -98,18 +142,23 @@ const contenders: Record<string, () => Promise<Server>> = {
   },
 };
 
-const names = Object.keys(contenders);
-const results = new Map<string, Array<{ rps: number; us: number }>>(names.map((n) => [n, []]));
+// CONTENDERS=raw,thin picks some.
+const names = process.env['CONTENDERS']?.split(',') ?? Object.keys(contenders);
+for (const n of names) if (!(n in contenders)) throw new Error(`unknown contender ${n}: one of ${Object.keys(contenders)}`);
+const results = new Map<string, Array<{ rps: number; us: number; user: number; sys: number }>>(names.map((n) => [n, []]));
 try {
   for (let r = 0; r < ROUNDS; r++) {
     for (const name of [...names.slice(r % names.length), ...names.slice(0, r % names.length)]) {
       const s = await contenders[name]!();
       try {
         await runWrk({ url: s.url, connections: CONNECTIONS, durationS: 2 }, join(dir, 'wrk.lua'));
-        const cpu0 = treeCpuTimeUs(s.pid);
+        const cpu0 = treeCpuSplitUs(s.pid);
         const w = await runWrk({ url: s.url, connections: CONNECTIONS, durationS: DURATION }, join(dir, 'wrk.lua'));
-        const us = (treeCpuTimeUs(s.pid) - cpu0) / w.requests;
-        results.get(name)!.push({ rps: w.rps, us });
+        const cpu1 = treeCpuSplitUs(s.pid);
+        const user = (cpu1.user - cpu0.user) / w.requests;
+        const sys = (cpu1.sys - cpu0.sys) / w.requests;
+        const us = user + sys;
+        results.get(name)!.push({ rps: w.rps, us, user, sys });
         console.error(`round ${r + 1} ${name}: ${Math.round(w.rps)} req/s, ${us.toFixed(1)} µs/req${w.errors + w.non2xx > 0 ? `, ${w.errors + w.non2xx} errors` : ''}`);
       } finally {
         await s.stop();
@@ -121,9 +170,9 @@ try {
   rmSync(dir, { recursive: true, force: true });
 }
 printTable([
-  ['server', 'req/s (median)', 'CPU µs/req (median)', 'CPU µs/req (min–max)'],
+  ['server', 'req/s (median)', 'CPU µs/req (median)', 'user', 'sys', 'CPU µs/req (min–max)'],
   ...names.map((n) => {
     const l = results.get(n)!;
-    return [n, Math.round(median(l.map((x) => x.rps))), median(l.map((x) => x.us)), `${Math.min(...l.map((x) => x.us)).toFixed(1)}–${Math.max(...l.map((x) => x.us)).toFixed(1)}`];
+    return [n, Math.round(median(l.map((x) => x.rps))), median(l.map((x) => x.us)), median(l.map((x) => x.user)), median(l.map((x) => x.sys)), `${Math.min(...l.map((x) => x.us)).toFixed(1)}–${Math.max(...l.map((x) => x.us)).toFixed(1)}`];
   }),
 ]);

@@ -6,13 +6,12 @@
  *   PROF_DIR=/tmp/prof  (keeps the .cpuprofile for a flame graph: open it in Chrome DevTools)
  *   SERVE_ARGS="--log json"  (extra serve flags)
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { startPhpFpm } from '../../src/fpm/launcher.js';
 import { runWrk } from '../../src/bench/load.js';
-import { freePort, stopTree } from '../../src/bench/procs.js';
+import { freePort, spawnUntilListening, stopTree } from '../../src/bench/procs.js';
 import { BUILTIN_WORKLOADS, writeBenchRoot } from '../../src/bench/workloads.js';
 import { REPO_ROOT } from './lib.js';
 
@@ -25,9 +24,10 @@ const profDir = process.env['PROF_DIR'] ?? join(dir, 'prof');
 const root = writeBenchRoot(dir);
 const fpm = await startPhpFpm({ workers: 4, poolName: 'bench' });
 const port = await freePort();
-const args = ['--cpu-prof', '--cpu-prof-dir', profDir, join(REPO_ROOT, 'dist', 'cli', 'main.js'), 'serve', '-u', fpm.address, '-r', root, '-l', `127.0.0.1:${port}`, '-c', '4', '--log', 'off', ...(process.env['SERVE_ARGS'] ?? '').split(' ').filter(Boolean)];
-const gw = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-await new Promise<void>((res) => gw.stderr.on('data', (c: Buffer) => /serving/.test(c.toString()) && res()));
+const extra = (process.env['SERVE_ARGS'] ?? '').split(' ').filter(Boolean);
+const args = ['--cpu-prof', '--cpu-prof-dir', profDir, join(REPO_ROOT, 'dist', 'cli', 'main.js'), 'serve', '-u', fpm.address, '-r', root, '-l', `127.0.0.1:${port}`, '-c', '4', ...(extra.includes('--log') ? [] : ['--log', 'off']), ...extra];
+// Waits for the port, not a log line: with `--log json` the "serving" line is JSON on stdout.
+const gw = await spawnUntilListening(process.execPath, args, { host: '127.0.0.1', port }, '/dev/null');
 try {
   const url = `http://127.0.0.1:${port}${workload.path}`;
   const run = { url, connections, ...(workload.postBytes !== undefined ? { postBytes: workload.postBytes } : {}), ...(workload.headers ? { headers: workload.headers } : {}) };
@@ -44,7 +44,8 @@ interface Node {
   callFrame: { functionName: string; url: string; lineNumber: number };
   hitCount: number;
 }
-const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
+// The newest profile: PROF_DIR may hold earlier runs'.
+const file = readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile')).sort().at(-1);
 if (!file) throw new Error(`no profile in ${profDir}`);
 const prof = JSON.parse(readFileSync(join(profDir, file), 'utf8')) as { nodes: Node[]; samples: number[] };
 const self = new Map<string, number>();

@@ -180,12 +180,22 @@ export function processTree(pid: number): number[] {
  * server spent in between, at clock-tick resolution (10 ms at 100 Hz).
  */
 export function treeCpuTimeUs(rootPid: number): number {
-  let ticks = 0;
+  const { user, sys } = treeCpuSplitUs(rootPid);
+  return user + sys;
+}
+
+/** `treeCpuTimeUs` split into user and system (kernel) time: syscalls show in `sys`. */
+export function treeCpuSplitUs(rootPid: number): { readonly user: number; readonly sys: number } {
+  let user = 0;
+  let sys = 0;
   for (const pid of processTree(rootPid)) {
     const st = readProcStat(pid);
-    if (st !== null) ticks += st.utime + st.stime + st.cutime + st.cstime;
+    if (st === null) continue;
+    user += st.utime + st.cutime;
+    sys += st.stime + st.cstime;
   }
-  return (ticks * 1e6) / clockTicksPerSecond();
+  const k = 1e6 / clockTicksPerSecond();
+  return { user: user * k, sys: sys * k };
 }
 
 /** CPU time (µs) of this process's reaped children (e.g. a finished wrk). */
