@@ -2,7 +2,7 @@
  * Large bodies through the gateway: a 1 GiB multipart upload and a 1 GiB download, with
  * throughput and the gateway's peak RSS. A script, not a test (issue 3): run it by hand.
  *
- *   node --import tsx bench/http/large-bodies.ts
+ *   npm run build && node --import tsx bench/http/large-bodies.ts
  *
  *   generated multipart ──undici──▶ gateway (child process) ──unix──▶ php-fpm upload-md5.php
  *   md5 + byte count    ◀──undici── gateway (child process) ◀──unix── php-fpm big.php?size=N
@@ -22,7 +22,7 @@ import { Readable } from 'node:stream';
 import { Client } from 'undici';
 import { startContender } from '../../src/bench/contenders.js';
 import { type RssReport, watchRss } from '../../src/bench/procs.js';
-import { benchMeta, envInt, installCleanup, median, printTable, round, startBenchPhpFpm, toolVersions, writeResult } from './lib.js';
+import { benchMeta, builtDist, envInt, installCleanup, median, printTable, round, startBenchPhpFpm, toolVersions, writeResult } from './lib.js';
 
 const MiB = 1024 * 1024;
 const SIZE = envInt('SIZE_MIB', 1024) * MiB;
@@ -93,7 +93,7 @@ async function upload(client: Client, size: number): Promise<{ bytes: number; se
   if (res.statusCode !== 200) throw new Error(`upload: ${res.statusCode} ${text.slice(0, 300)}`);
   const file = (JSON.parse(text) as { files: Record<string, { size: number; md5: string | null; error: number }> }).files['file'];
   if (file?.error !== 0 || file.size !== size || file.md5 !== mp.md5()) {
-    throw new Error(`upload: PHP got ${JSON.stringify(file)}, expected size ${size} md5 ${mp.md5()}`);
+    throw new Error(`upload: PHP got ${JSON.stringify(file)} (answer ${text.slice(0, 300)}), expected size ${size} md5 ${mp.md5()}`);
   }
   return { bytes: mp.length, seconds };
 }
@@ -119,11 +119,9 @@ async function main(): Promise<void> {
   const meta = benchMeta();
   const fpm = await startBenchPhpFpm({
     workers: WORKERS,
-    extraPool: [
-      'php_admin_value[post_max_size] = 0',
-      'php_admin_value[upload_max_filesize] = 4G',
-      'php_admin_value[max_execution_time] = 0',
-    ].join('\n'),
+    // Through the launcher's own values: a second php_admin_value line for the same name in the
+    // pool section would lose to the launcher's 100M.
+    phpAdminValues: { post_max_size: '0', upload_max_filesize: '4G', max_execution_time: '0' },
   });
   // The two scripts: a download of ?size= deterministic bytes in 64 KiB pieces, and an upload
   // reported as size and md5 of PHP's own temp copy.
@@ -138,7 +136,7 @@ async function main(): Promise<void> {
   const results: Measured[] = [];
   try {
     // `fastcgi-gateway serve` as the bench command starts it, without a body size limit.
-    const gw = await startContender('gateway', { address: fpm.address, root: fpm.docRoot, frontController: null, connections: WORKERS }, { serveArgs: ['--max-body-size', '0'] });
+    const gw = await startContender('gateway', { address: fpm.address, root: fpm.docRoot, frontController: null, connections: WORKERS }, { serveArgs: ['--max-body-size', '0'], dist: builtDist() });
     const client = new Client(gw.origin, { bodyTimeout: 0, headersTimeout: 0 });
     try {
       const expected = bigMd5(SIZE);

@@ -303,6 +303,13 @@ export function nginxLikeParams(shape: CgiRequestShape): Array<[string, string]>
 
 // ── php-fpm ────────────────────────────────────────────────────────────────────────────────
 
+/** This repository's dist/, which the scripts run the gateway from; refuses a missing build. */
+export function builtDist(): string {
+  const dist = join(REPO_ROOT, 'dist');
+  if (!existsSync(join(dist, 'cli', 'main.js'))) throw new Error('no build in dist/: run `npm run build` first');
+  return dist;
+}
+
 /** Options for `startBenchPhpFpm`. */
 export interface BenchPhpFpmOptions {
   /** pm = static with this many workers (default 4). */
@@ -311,6 +318,8 @@ export interface BenchPhpFpmOptions {
   readonly maxRequests?: number;
   /** Extra lines for the pool section. */
   readonly extraPool?: string;
+  /** `php_admin_value`s over the launcher's (its upload limits are 100M: a larger body needs these). */
+  readonly phpAdminValues?: Readonly<Record<string, string>>;
 }
 
 /** A running private php-fpm. */
@@ -348,6 +357,7 @@ export async function startBenchPhpFpm(options: BenchPhpFpmOptions = {}): Promis
       maxRequests: options.maxRequests ?? 0,
       socketPath,
       poolName: 'bench',
+      ...(options.phpAdminValues ? { phpAdminValues: options.phpAdminValues } : {}),
       // nginx workers may run as another user than php-fpm; a deep backlog as a stock pool has.
       extraPoolConfig: ['listen.mode = 0666', 'listen.backlog = 511', options.extraPool ?? ''].join('\n'),
     });

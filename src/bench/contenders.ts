@@ -69,12 +69,18 @@ export interface ContenderOptions {
   readonly serveArgs?: readonly string[];
   /** The dist/ directory of the build `gateway-base` runs. */
   readonly baseline?: string | undefined;
+  /**
+   * The dist/ directory `gateway` runs under plain node, instead of the one next to this file.
+   * For the bench/ scripts, which run under tsx: a gateway started the tsx way carries the
+   * loader (about 50 MiB of RSS) into every figure.
+   */
+  readonly dist?: string;
 }
 
 /** Start `name` in front of `backend`. */
 export async function startContender(name: ContenderName, backend: Backend, o: ContenderOptions = {}): Promise<Running> {
   if (name.startsWith('nginx')) return startNginxContender(name, backend);
-  let cli = cliCommand();
+  let cli = o.dist !== undefined ? { file: join(o.dist, 'cli', 'main.js'), execArgv: [] } : cliCommand();
   if (name === 'gateway-base') {
     if (o.baseline === undefined) throw new Error('gateway-base needs --baseline DIST (the dist/ directory of another build)');
     cli = { file: join(o.baseline, 'cli', 'main.js'), execArgv: [] };

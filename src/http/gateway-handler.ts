@@ -21,7 +21,7 @@ import { type FastCgiUpstream, UpstreamGroup } from '../upstream/group.js';
 import { ConnectionPool, POOL_DEFAULTS } from '../upstream/pool.js';
 import { createFastCgiHandler } from './handler.js';
 import { MemoryBudget } from './memory-budget.js';
-import { type LoggerLike, NO_LOG } from './respond.js';
+import { type LoggerLike, NO_LOG } from './logger.js';
 import { createProxyRoute, type EgressProxy, type ProxyRoute } from './proxy-route.js';
 import { targetOf } from './request-target.js';
 import { encodePath, FileKindCache, route as routeInRoot } from './router.js';

@@ -9,24 +9,24 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
-import { isAbsolute, join, normalize, relative } from 'node:path';
-import type { TLSSocket } from 'node:tls';
-import { buildCgiParams, type CgiParamsSettings, type CgiRequestInfo, type ScriptTarget } from '../cgi/params-builder.js';
-import type { CgiHead } from '../cgi/response-head.js';
+import { buildCgiParams, type CgiParamsSettings, type ScriptTarget } from '../cgi/params-builder.js';
 import { isRejection, parseRequestTarget } from '../cgi/uri.js';
 import { type HandlerOptions, type ResolvedHandlerOptions, resolveHandlerOptions } from '../config/options.js';
-import { CgiRedirectLoopError, GatewayError, SendfileOutsideError, statusFor } from '../errors.js';
+import { CgiRedirectLoopError, GatewayError, statusFor } from '../errors.js';
 import type { FastCgiUpstream } from '../upstream/group.js';
 import { ConnectionPool } from '../upstream/pool.js';
+import { requestInfo, trustedSet } from './client-info.js';
 import { whenClientGone, whenResponseTurn } from './client-gone.js';
 import { MemoryBudget } from './memory-budget.js';
 import { type BodyLimits, type PreparedBody, prepareBody } from './request-body.js';
-import { type LoggerLike, NO_LOG, type RelayOptions, ResponseRelay, type ResponseHooks, sendError, type UpstreamTiming } from './respond.js';
+import { type LoggerLike, NO_LOG } from './logger.js';
+import { type RelayOptions, ResponseRelay, type ResponseHooks, type UpstreamTiming } from './response-relay.js';
+import { sendError } from './send-error.js';
 import { FileKindCache, route } from './router.js';
 import { targetOf } from './request-target.js';
 import { answerLocally, drainAndReply, serveFile } from './serve-file.js';
+import { trySendfile } from './sendfile.js';
 import { SmallFileCache } from './small-files.js';
-import { http1RawHeaders } from './wire.js';
 
 /** The handler function, with its pool and a close() for shutdown. */
 export interface FastCgiHandler {
@@ -55,6 +55,21 @@ export interface HandlerDeps {
   readonly fixedScript?: { readonly filename: string; readonly scriptName: string };
 }
 
+/**
+ * One script run of one request: what `runScript` and `dispatch` pass along. A local redirect
+ * makes a new one (depth + 1, the redirect's URI) for the same req and res.
+ */
+interface ScriptRun {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly log: LoggerLike;
+  readonly target: ScriptTarget;
+  /** Local redirects followed so far. */
+  readonly depth: number;
+  /** Set for a local redirect: the request is then a GET of this URI, without a body. */
+  readonly redirectUri: string | null;
+}
+
 /** What the access log reads from a response. */
 export interface GatewayResponseInfo {
   upstreamTiming?: UpstreamTiming;
@@ -72,7 +87,7 @@ export function createFastCgiHandler(options: HandlerOptions, deps: HandlerDeps 
     extraParams: o.params,
     allowUnderscoreHeaders: o.allowUnderscoreHeaders,
   };
-  const trusted = new Set(o.trustedProxies.map(stripV4Mapped));
+  const trusted = trustedSet(o.trustedProxies);
   const files = new FileKindCache(o.statCacheTtl);
   const smallFiles = new SmallFileCache({ ttl: o.statCacheTtl });
   const budget = deps.budget ?? new MemoryBudget(o.memoryBudget);
@@ -95,28 +110,20 @@ export function createFastCgiHandler(options: HandlerOptions, deps: HandlerDeps 
     if (fixed !== undefined) {
       const { path, query } = target;
       const pathInfo = path.startsWith(fixed.scriptName) ? path.slice(fixed.scriptName.length) : path;
-      runScript(req, res, { scriptName: fixed.scriptName, pathInfo, documentUri: path, query, documentRoot: o.root, scriptFilename: fixed.filename }, log, 0, null);
+      const script = { scriptName: fixed.scriptName, pathInfo, documentUri: path, query, documentRoot: o.root, scriptFilename: fixed.filename };
+      runScript({ req, res, log, target: script, depth: 0, redirectUri: null });
       return;
     }
     const r = route(target, o, files);
-    if (r.kind === 'script') runScript(req, res, r.target, log, 0, null);
+    if (r.kind === 'script') runScript({ req, res, log, target: r.target, depth: 0, redirectUri: null });
     else answerLocally(req, res, r, o.root, smallFiles, next);
   }) as FastCgiHandler;
 
-  /**
-   * Run a script. `redirectUri` is set for a local redirect: the request becomes a GET of
-   * that URI with no body.
-   */
-  function runScript(
-    req: IncomingMessage,
-    res: ServerResponse,
-    target: ScriptTarget,
-    log: LoggerLike,
-    depth: number,
-    redirectUri: string | null,
-  ): void {
+  /** Run a script: read (or spool) the body, then dispatch when it is this response's turn. */
+  function runScript(run: ScriptRun): void {
+    const { req, res, log } = run;
     let prepared: PreparedBody | Promise<PreparedBody>;
-    if (redirectUri !== null) {
+    if (run.redirectUri !== null) {
       prepared = { body: null, contentLength: null, streamed: false, cleanup() {} };
     } else {
       try {
@@ -127,20 +134,14 @@ export function createFastCgiHandler(options: HandlerOptions, deps: HandlerDeps 
       }
     }
     const whenReady = (p: PreparedBody): void =>
-      whenResponseTurn(req, res, () => dispatch(req, res, target, log, depth, redirectUri, p), () => p.cleanup());
+      whenResponseTurn(req, res, () => dispatch(run, p), () => p.cleanup());
     if (prepared instanceof Promise) prepared.then(whenReady, (err) => failEarly(req, res, err, log));
     else whenReady(prepared);
   }
 
-  function dispatch(
-    req: IncomingMessage,
-    res: ServerResponse,
-    target: ScriptTarget,
-    log: LoggerLike,
-    depth: number,
-    redirectUri: string | null,
-    prepared: PreparedBody,
-  ): void {
+  /** Build the params and hand the exchange to the pool, the response to a ResponseRelay. */
+  function dispatch(run: ScriptRun, prepared: PreparedBody): void {
+    const { req, res, log, target, depth, redirectUri } = run;
     if (res.destroyed || res.writableEnded || req.socket.destroyed) {
       // The client left while its body was being read: nothing to send it to.
       prepared.cleanup();
@@ -168,7 +169,7 @@ export function createFastCgiHandler(options: HandlerOptions, deps: HandlerDeps 
           return true;
         }
         if (r.kind !== 'script') return false;
-        runScript(req, res, r.target, log, depth + 1, location);
+        runScript({ req, res, log, target: r.target, depth: depth + 1, redirectUri: location });
         return true;
       },
       onDone: () => {
@@ -177,7 +178,8 @@ export function createFastCgiHandler(options: HandlerOptions, deps: HandlerDeps 
         stopWatching?.();
       },
     };
-    if (o.sendfile) hooks.sendfile = (head) => trySendfile(req, res, head, log);
+    const sendfile = o.sendfile;
+    if (sendfile) hooks.sendfile = (head) => trySendfile(req, res, sendfile, head, log);
     const relay = new ResponseRelay(req, res, log, relayOptions, hooks);
     const resInfo = res as ServerResponse & GatewayResponseInfo;
     resInfo.upstreamTiming = relay.timing;
@@ -196,31 +198,6 @@ export function createFastCgiHandler(options: HandlerOptions, deps: HandlerDeps 
     });
   }
 
-  /** X-Accel-Redirect / X-Sendfile: serve the named file under `sendfile.root` instead. */
-  function trySendfile(req: IncomingMessage, res: ServerResponse, head: CgiHead, log: LoggerLike): boolean {
-    const sf = o.sendfile!;
-    const wanted = sf.header.toLowerCase();
-    const entry = head.headers.find(([n]) => n.toLowerCase() === wanted);
-    if (!entry) return false;
-    const rel = normalize('/' + entry[1]).replace(/^\/+/, '');
-    const full = join(sf.root, rel);
-    const inside = relative(sf.root, full);
-    if (inside.startsWith('..') || isAbsolute(inside) || entry[1].includes('\0')) {
-      const err = new SendfileOutsideError(entry[1]);
-      log.error({ err, code: err.code, path: err.path }, err.message);
-      sendError(res, 502);
-      return true;
-    }
-    for (const [n, v] of head.headers) {
-      const l = n.toLowerCase();
-      if (l === 'content-type' || l === 'content-disposition' || l === 'set-cookie' || l === 'cache-control' || l === 'expires') {
-        res.appendHeader(n, v);
-      }
-    }
-    serveFile(req, res, sf.root, '/' + rel, undefined);
-    return true;
-  }
-
   function failEarly(req: IncomingMessage, res: ServerResponse, err: unknown, log: LoggerLike): void {
     const status = statusFor(err);
     if (err instanceof GatewayError) log.warn({ code: err.code, err }, err.message);
@@ -235,43 +212,4 @@ export function createFastCgiHandler(options: HandlerOptions, deps: HandlerDeps 
     close: { value: () => pool.close() },
   });
   return handler;
-}
-
-function stripV4Mapped(addr: string): string {
-  return addr.startsWith('::ffff:') && addr.includes('.') ? addr.slice(7) : addr;
-}
-
-/** Snapshot of what the CGI mapping needs, with trusted-proxy resolution. */
-function requestInfo(req: IncomingMessage, trusted: ReadonlySet<string>, redirectUri: string | null): CgiRequestInfo {
-  const sock = req.socket;
-  const peer = stripV4Mapped(sock.remoteAddress ?? '');
-  let remoteAddress = peer;
-  let https = (sock as TLSSocket).encrypted === true;
-  if (trusted.size > 0 && trusted.has(peer)) {
-    const xff = req.headers['x-forwarded-for'];
-    if (typeof xff === 'string' && xff !== '') {
-      const hops = xff.split(',').map((h) => stripV4Mapped(h.trim())).filter((h) => h !== '');
-      let client = hops[0] ?? peer;
-      for (let i = hops.length - 1; i >= 0; i--) {
-        if (!trusted.has(hops[i]!)) {
-          client = hops[i]!;
-          break;
-        }
-      }
-      remoteAddress = client;
-    }
-    const proto = req.headers['x-forwarded-proto'];
-    if (typeof proto === 'string') https = proto.split(',')[0]!.trim().toLowerCase() === 'https';
-  }
-  return {
-    method: redirectUri === null ? (req.method ?? 'GET') : 'GET',
-    rawUrl: redirectUri ?? req.url ?? '/',
-    httpVersion: req.httpVersion,
-    rawHeaders: http1RawHeaders(req),
-    remoteAddress,
-    remotePort: sock.remotePort ?? 0,
-    serverAddress: stripV4Mapped(sock.localAddress ?? ''),
-    serverPort: sock.localPort ?? 0,
-    https,
-  };
 }

@@ -22,7 +22,8 @@ import { pipeline } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { type Dispatcher, EnvHttpProxyAgent } from 'undici';
 import { ProxyError, ProxyTimeoutError, statusFor } from '../errors.js';
-import { type LoggerLike, NO_LOG, sendError } from './respond.js';
+import { type LoggerLike, NO_LOG } from './logger.js';
+import { sendError } from './send-error.js';
 import { hasUnframedBody, requestHost } from './wire.js';
 
 /** Where egress requests go (values from the environment, read by the caller). */

@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import type SendModule from 'send';
 import { endAfterAnswer } from './wire.js';
-import { sendError } from './respond.js';
+import { sendError } from './send-error.js';
 import { encodePath, type Route } from './router.js';
 import type { SmallFileCache } from './small-files.js';
 

@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { sendError } from '../http/respond.js';
+import { sendError } from '../http/send-error.js';
 import { hostName } from '../http/site-match.js';
 import { endAfterAnswer, isHttp2, requestHost } from '../http/wire.js';
 

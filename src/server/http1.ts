@@ -10,7 +10,7 @@ import type { Duplex } from 'node:stream';
 import { BodySourceError } from '../errors.js';
 import { lingerClose, lingerWhenDone } from '../http/linger.js';
 import { declaredLength } from '../http/request-body.js';
-import { sendError } from '../http/respond.js';
+import { sendError } from '../http/send-error.js';
 import { type ServeContext, serveRequest } from './context.js';
 
 /** Status for a request that node:http could not parse or that ran out of time. */

@@ -10,7 +10,7 @@
 import http2, { type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Session } from 'node:http2';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { declaredLength } from '../http/request-body.js';
-import { sendError } from '../http/respond.js';
+import { sendError } from '../http/send-error.js';
 import { type ServeContext, serveRequest } from './context.js';
 
 /** The engine, and the sessions it holds (for a graceful shutdown). */

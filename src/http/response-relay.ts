@@ -1,7 +1,20 @@
 /**
  * Relays one FastCGI response to a node:http response: the CGI head parsed incrementally,
  * then the body streamed with backpressure both ways (a slow client pauses the upstream
- * socket; `flush()` output reaches the client as it arrives). One `finish` per exchange.
+ * socket; `flush()` output reaches the client as it arrives). One `onDone` per exchange.
+ *
+ * The relay's states (`#state`), driven by STDOUT chunks, END_REQUEST and errors:
+ *
+ *   head ──head parsed──┬─▶ discard    the handler serves the answer (sendfile); the body is dropped
+ *                       ├─▶ redirect   a local-redirect candidate (Location only): is there a body?
+ *                       │      ├─ a body byte ──▶ streaming (an ordinary redirect after all)
+ *                       │      └─ END_REQUEST ──▶ done (re-dispatched, or the redirect sent)
+ *                       └─▶ held       head and body kept until the end of this socket read
+ *                              ├─ END_REQUEST in the same read ──▶ done (one write, Content-Length)
+ *                              └─ microtask ──▶ streaming (head sent, chunked or as declared)
+ *   streaming ──END_REQUEST──▶ done (the writer sends what it holds, then ends)
+ *   head ──END_REQUEST──▶ done (502: no complete head)
+ *   any ──error──▶ done (5xx if nothing was sent, else the connection is cut)
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { STATUS_CODES } from 'node:http';
@@ -9,17 +22,13 @@ import { type CgiHead, CgiHeadParser } from '../cgi/response-head.js';
 import { CgiHeadInvalidError, type GatewayError, statusFor, UpstreamShortBodyError, UpstreamUnavailableError } from '../errors.js';
 import type { EndRequest } from '../protocol/decoder.js';
 import type { ExchangeController, ExchangeHandler } from '../upstream/exchange.js';
-import { endAfterAnswer, isHttp2, writeHeadFlat } from './wire.js';
+import type { LoggerLike } from './logger.js';
 import { type SpillOptions, SpillingWriter } from './response-spill.js';
+import { sendError } from './send-error.js';
+import { writeHeadFlat } from './wire.js';
 
-/** Logger shape used by the HTTP layer (pino-compatible subset). */
-export interface LoggerLike {
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-  info?(obj: object, msg?: string): void;
-}
-
-export const NO_LOG: LoggerLike = { warn() {}, error() {} };
+/** See the diagram in the module comment. */
+type RelayState = 'head' | 'held' | 'redirect' | 'streaming' | 'discard' | 'done';
 
 /** Hop-by-hop and framing headers we never copy from the backend: we frame the response. */
 const DROP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-connection', 'proxy-authenticate']);
@@ -72,11 +81,11 @@ export class ResponseRelay implements ExchangeHandler {
   #writer: SpillingWriter | null = null;
   readonly #started = performance.now();
   #controller: ExchangeController | null = null;
+  #state: RelayState = 'head';
+  /** Set when the head is parsed (every state after `head`). */
   #head: CgiHead | null = null;
-  /** The upstream body is discarded (the handler serves the response another way). */
-  #discard = false;
-  /** A local-redirect candidate is waiting to see whether a body follows. */
-  #redirectPending = false;
+  /** In `held`: the body chunks of this read, not yet sent. */
+  #held: Buffer[] = [];
   #declaredLength = -1;
   #sent = 0;
   #stderrLogged = 0;
@@ -101,41 +110,48 @@ export class ResponseRelay implements ExchangeHandler {
 
   onStdout(chunk: Buffer): boolean {
     if (this.timing.firstByte < 0) this.timing.firstByte = performance.now() - this.#started;
-    if (this.#discard) return true;
-    if (this.#redirectPending) return this.#release(chunk);
-    if (this.#head === null) {
-      const r = this.#parser.push(chunk); // throws CgiHead* errors → exchange fails → onError
-      if (r === null) return true;
-      this.#head = r.head;
-      if (this.#hooks.sendfile?.(r.head)) {
-        this.#discard = true;
+    switch (this.#state) {
+      case 'head':
+        return this.#onHeadChunk(chunk);
+      case 'held':
+        this.#held.push(chunk);
         return true;
-      }
-      if (r.head.localRedirect && this.#hooks.localRedirect) {
-        this.#redirectPending = true;
-        return r.body.length > 0 ? this.#release(r.body) : true;
-      }
-      // Hold the head until the end of this socket read: when END_REQUEST is in the same read
-      // (most small responses), the answer goes out with a Content-Length in one write instead
-      // of chunked; otherwise a microtask sends what arrived and the body streams from there.
-      this.#held = r.body.length > 0 ? [r.body] : [];
-      queueMicrotask(this.#flushHeld);
-      return true;
+      case 'redirect':
+        return this.#release(chunk);
+      case 'streaming':
+        return this.#write(chunk);
+      default:
+        return true; // discard, done
     }
-    if (this.#held !== null) {
-      this.#held.push(chunk);
-      return true;
-    }
-    return this.#write(chunk);
   }
 
-  /** The head (and body) held by onStdout, still unsent; null once sent. */
-  #held: Buffer[] | null = null;
+  #onHeadChunk(chunk: Buffer): boolean {
+    const r = this.#parser.push(chunk); // throws CgiHead* errors → exchange fails → onError
+    if (r === null) return true;
+    this.#head = r.head;
+    if (this.#hooks.sendfile?.(r.head)) {
+      this.#state = 'discard';
+      return true;
+    }
+    if (r.head.localRedirect && this.#hooks.localRedirect) {
+      this.#state = 'redirect';
+      return r.body.length > 0 ? this.#release(r.body) : true;
+    }
+    // Hold the head until the end of this socket read: when END_REQUEST is in the same read
+    // (most small responses), the answer goes out with a Content-Length in one write instead
+    // of chunked; otherwise a microtask sends what arrived and the body streams from there.
+    this.#state = 'held';
+    if (r.body.length > 0) this.#held.push(r.body);
+    queueMicrotask(this.#flushHeld);
+    return true;
+  }
 
+  /** `held` → `streaming`: the read ended without END_REQUEST; send the head and what came. */
   #flushHeld = (): void => {
+    if (this.#state !== 'held') return;
     const held = this.#held;
-    if (held === null) return;
-    this.#held = null;
+    this.#held = [];
+    this.#state = 'streaming';
     try {
       this.#writeHead(this.#head!, -1);
     } catch (err) {
@@ -161,59 +177,75 @@ export class ResponseRelay implements ExchangeHandler {
 
   onEnd(_end: EndRequest): void {
     this.#flushStderr();
-    if (this.#head === null) {
-      try {
-        this.#parser.end();
-      } catch (err) {
-        this.onError(err as GatewayError);
+    const state = this.#state;
+    this.#state = 'done';
+    switch (state) {
+      case 'head':
+        try {
+          this.#parser.end(); // throws: the response ended inside its head
+        } catch (err) {
+          this.#fail(err as GatewayError);
+        }
         return;
-      }
+      case 'discard':
+        this.#hooks.onDone?.(null);
+        return;
+      case 'redirect':
+        // Location with an absolute path, nothing else, and no body: redirect internally.
+        if (!this.#hooks.localRedirect?.(this.#head!.location!)) {
+          this.#writeHead(this.#head!, -1);
+          this.#endStream();
+        }
+        this.#hooks.onDone?.(null);
+        return;
+      case 'held':
+        this.#endWhole();
+        return;
+      case 'streaming':
+        this.#endStream();
+        this.#hooks.onDone?.(null);
+        return;
+      default:
+        return;
     }
-    if (this.#discard) {
-      this.#hooks.onDone?.(null);
+  }
+
+  /** The whole response arrived in one read: one write, framed with a Content-Length. */
+  #endWhole(): void {
+    const res = this.#res;
+    const held = this.#held;
+    this.#held = [];
+    const body = held.length === 1 ? held[0]! : Buffer.concat(held);
+    try {
+      this.#writeHead(this.#head!, this.#req.method === 'HEAD' ? -1 : body.length);
+    } catch (err) {
+      this.#fail(new CgiHeadInvalidError(`header rejected by node:http: ${(err as Error).message}`));
       return;
     }
-    if (this.#redirectPending) {
-      // Location with an absolute path, nothing else, and no body: redirect internally.
-      this.#redirectPending = false;
-      if (this.#hooks.localRedirect?.(this.#head!.location!)) {
+    if (this.#declaredLength >= 0 && body.length > this.#declaredLength) {
+      this.#sent = this.#declaredLength;
+      res.end(body.subarray(0, this.#declaredLength));
+    } else {
+      this.#sent = body.length;
+      if (this.#declaredLength > body.length && this.#req.method !== 'HEAD' && hasBody(res.statusCode)) {
+        const err = new UpstreamShortBodyError(this.#declaredLength, body.length);
+        this.#log.error({ err, code: err.code, declared: err.declared, sent: err.sent }, err.message);
+        // What came goes out first, then the connection closes: the client sees a body that
+        // stops short of its Content-Length, never one that looks whole.
+        res.write(body, () => res.destroy());
+        this.timing.bytes = this.#sent;
         this.#hooks.onDone?.(null);
         return;
       }
-      this.#writeHead(this.#head!, -1);
+      res.end(body.length > 0 ? body : undefined);
     }
+    this.timing.bytes = this.#sent;
+    this.#hooks.onDone?.(null);
+  }
+
+  /** End a streamed response; a body short of its declared length is cut, never ended. */
+  #endStream(): void {
     const res = this.#res;
-    const held = this.#held;
-    if (held !== null) {
-      // The whole response arrived in one read: one write, framed with a Content-Length.
-      this.#held = null;
-      const body = held.length === 1 ? held[0]! : Buffer.concat(held);
-      try {
-        this.#writeHead(this.#head!, this.#req.method === 'HEAD' ? -1 : body.length);
-      } catch (err) {
-        this.onError(new CgiHeadInvalidError(`header rejected by node:http: ${(err as Error).message}`));
-        return;
-      }
-      if (this.#declaredLength >= 0 && body.length > this.#declaredLength) {
-        this.#sent = this.#declaredLength;
-        res.end(body.subarray(0, this.#declaredLength));
-      } else {
-        this.#sent = body.length;
-        if (this.#declaredLength > body.length && this.#req.method !== 'HEAD' && hasBody(res.statusCode)) {
-          const err = new UpstreamShortBodyError(this.#declaredLength, body.length);
-          this.#log.error({ err, code: err.code, declared: err.declared, sent: err.sent }, err.message);
-          // What came goes out first, then the connection closes: the client sees a body that
-          // stops short of its Content-Length, never one that looks whole.
-          res.write(body, () => res.destroy());
-          this.#hooks.onDone?.(null);
-          return;
-        }
-        res.end(body.length > 0 ? body : undefined);
-      }
-      this.timing.bytes = this.#sent;
-      this.#hooks.onDone?.(null);
-      return;
-    }
     const short = this.#declaredLength >= 0 && this.#sent < this.#declaredLength && this.#req.method !== 'HEAD' && hasBody(res.statusCode);
     if (short) {
       // The backend promised more than it sent: do not let the client read a short body as whole.
@@ -225,11 +257,16 @@ export class ResponseRelay implements ExchangeHandler {
     if (this.#writer) this.#writer.end(short);
     else if (short) res.destroy();
     else res.end();
-    this.#hooks.onDone?.(null);
   }
 
   onError(err: GatewayError): void {
-    this.#held = null;
+    // Once done, the response is already settled (and onDone called): nothing more to do.
+    if (this.#state !== 'done') this.#fail(err);
+  }
+
+  #fail(err: GatewayError): void {
+    this.#state = 'done';
+    this.#held = [];
     this.#flushStderr();
     const res = this.#res;
     if (err.code !== 'GW_ERR_UPSTREAM_ABORTED') this.#log.error({ err, code: err.code }, err.message);
@@ -270,9 +307,9 @@ export class ResponseRelay implements ExchangeHandler {
     },
   };
 
-  /** A body byte arrived for a local-redirect candidate: it is an ordinary redirect after all. */
+  /** `redirect` → `streaming`: a body byte arrived; it is an ordinary redirect after all. */
   #release(chunk: Buffer): boolean {
-    this.#redirectPending = false;
+    this.#state = 'streaming';
     this.#writeHead(this.#head!, -1);
     return this.#write(chunk);
   }
@@ -299,27 +336,4 @@ export class ResponseRelay implements ExchangeHandler {
 
 function hasBody(status: number): boolean {
   return !(status === 204 || status === 304 || (status >= 100 && status < 200));
-}
-
-/** A short error response that reveals nothing internal. */
-export function sendError(res: ServerResponse, status: number, extraHeaders: Record<string, string> = {}): void {
-  const body = `${status} ${STATUS_CODES[status] ?? 'Error'}\n`;
-  const headers: Record<string, string | number> = {
-    'Content-Type': 'text/plain; charset=utf-8',
-    'Content-Length': Buffer.byteLength(body),
-    ...extraHeaders,
-  };
-  if (status === 503 && !('Retry-After' in extraHeaders)) headers['Retry-After'] = '1';
-  if (status === 413 || status === 400 || status === 414 || status === 431 || status === 408) {
-    // HTTP/1: the connection closes after it, lingering, as a pipelining client may still be
-    // sending and a reset would eat this answer (and the earlier ones) in its receive buffer.
-    if (!isHttp2(res.req)) headers['Connection'] = 'close';
-    endAfterAnswer(res.req, res);
-  }
-  try {
-    res.writeHead(status, headers);
-    res.end(res.req?.method === 'HEAD' ? undefined : body);
-  } catch {
-    res.destroy();
-  }
 }
