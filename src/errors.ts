@@ -125,6 +125,22 @@ export class AbortedError extends GatewayError {
   }
 }
 
+/** A one-shot exchange (client/one-shot.ts) connected but got no complete answer by its deadline. */
+export class ExchangeTimeoutError extends GatewayError {
+  readonly address: string;
+  constructor(address: string, timeoutMs: number) {
+    super('GW_ERR_EXCHANGE_TIMEOUT', `no complete answer from ${address} within ${timeoutMs} ms`);
+    this.address = address;
+  }
+}
+
+/** A one-shot exchange could not write the answer to its output stream (EPIPE, disk full). */
+export class OutputError extends GatewayError {
+  constructor(cause: unknown) {
+    super('GW_ERR_OUTPUT_FAILED', `cannot write the response: ${describeSystemError(cause)}`, { cause });
+  }
+}
+
 /** A response handler (onStdout / onStderr) threw; the exchange fails with this. */
 export class HandlerError extends GatewayError {
   constructor(cause: unknown) {
@@ -297,6 +313,8 @@ export const ERRORS = {
   GW_ERR_CGI_REDIRECT_LOOP: { status: 502, exit: 'protocol' },
   GW_ERR_CGI_SENDFILE_OUTSIDE: { status: 502, exit: 'protocol' },
   GW_ERR_UPSTREAM_SHORT_BODY: { status: 502, exit: 'protocol' },
+  GW_ERR_EXCHANGE_TIMEOUT: { status: 504, exit: 'protocol' },
+  GW_ERR_OUTPUT_FAILED: { status: 500, exit: 'usage' },
 } as const satisfies Record<string, { readonly status: number; readonly exit: ExitKind }>;
 
 /** How a failure shows at the command line (cli/exit-codes.ts gives each its number). */

@@ -8,7 +8,7 @@ import type { Writable } from 'node:stream';
 import { GatewayError } from '../errors.js';
 import { type UpstreamAddress, parseAddress } from '../upstream/address.js';
 import { CliError, ExitCode, exitCodeForStatus } from './exit-codes.js';
-import type { OneShotResult } from './exchange.js';
+import type { OneShotResult } from '../client/one-shot.js';
 import { serverSoftware } from './version.js';
 
 /** Where a command writes. `main` passes process.stdout / process.stderr. */

@@ -3,7 +3,7 @@
  * Exit 0 when it answers 200 with the expected body; meant for container health checks.
  */
 import { type CliIo, checkPageAnswer, checkPagePath, checkTimeout, pageParams, parseUpstream, statusLine } from './common.js';
-import { exchangeOnce } from './exchange.js';
+import { exchangeOnce } from '../client/one-shot.js';
 import { CliError, ExitCode } from './exit-codes.js';
 
 /** Options of the `ping` command, as parsed from argv. */

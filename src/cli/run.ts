@@ -20,7 +20,7 @@ import { pipeline } from 'node:stream/promises';
 import type { CgiHead } from '../cgi/response-head.js';
 import { isLocalAddress } from '../upstream/address.js';
 import { type CliIo, checkTimeout, parseUpstream, statusLine } from './common.js';
-import { exchangeOnce } from './exchange.js';
+import { exchangeOnce } from '../client/one-shot.js';
 import { CliError, ExitCode } from './exit-codes.js';
 import { buildRunParams } from './run-params.js';
 import { serverSoftware } from './version.js';

@@ -9,7 +9,7 @@
 import { performance } from 'node:perf_hooks';
 import type { UpstreamAddress } from '../upstream/address.js';
 import { type CliIo, checkPageAnswer, checkPagePath, checkTimeout, pageParams, parseUpstream } from './common.js';
-import { exchangeOnce } from './exchange.js';
+import { exchangeOnce } from '../client/one-shot.js';
 import { CliError, ExitCode, describeFailure, exitCodeFor } from './exit-codes.js';
 import {
   type FpmStatus,

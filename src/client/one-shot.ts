@@ -1,22 +1,23 @@
 /**
- * One FastCGI request for the operator commands: a single-connection pool destroyed as soon as
+ * One FastCGI request on a fresh connection, for the operator commands (`status`, `ping`,
+ * `run`) and the metrics scraper: a single-connection pool destroyed as soon as
  * the answer is complete (a socket kept open would pin a php-fpm worker between `--watch`
  * snapshots), the CGI head parsed from STDOUT over any number of records, the body either
  * buffered or written to a stream with backpressure, and one deadline for the whole exchange.
  *
  *   dispatch ─▶ STDOUT records ─▶ CgiHeadParser ─▶ onHead(head) ─▶ body ─▶ buffer | Writable
  *            └▶ STDERR records ─▶ buffer (capped) and/or Writable
- *   deadline ─▶ abort ─▶ "cannot connect" (no socket yet) or "no complete answer" (exit 2 / 5)
+ *   deadline ─▶ abort ─▶ ConnectTimeoutError (no socket yet) or ExchangeTimeoutError
+ *   signal   ─▶ abort ─▶ AbortedError        output stream error ─▶ OutputError
  */
 import { performance } from 'node:perf_hooks';
 import type { Readable, Writable } from 'node:stream';
 import { type CgiHead, CgiHeadParser } from '../cgi/response-head.js';
-import type { GatewayError } from '../errors.js';
+import { AbortedError, ConnectTimeoutError, ExchangeTimeoutError, type GatewayError, OutputError } from '../errors.js';
 import type { ParamInput } from '../protocol/params.js';
 import type { UpstreamAddress } from '../upstream/address.js';
 import type { ExchangeController } from '../upstream/exchange.js';
 import { ConnectionPool } from '../upstream/pool.js';
-import { CliError, ExitCode } from './exit-codes.js';
 
 /** Default connect timeout when the command has no deadline (ms). */
 export const DEFAULT_CONNECT_TIMEOUT = 5000;
@@ -38,7 +39,7 @@ export interface OneShotRequest {
   readonly stderrOut?: { write(chunk: Buffer): unknown };
   /** Called once with the parsed head, before the first body byte reaches `bodyOut`. */
   readonly onHead?: (head: CgiHead) => void;
-  /** Aborts the exchange (e.g. Ctrl-C in --watch); rejects with a CliError(Usage, 'interrupted'). */
+  /** Aborts the exchange (e.g. Ctrl-C in --watch); rejects with an AbortedError. */
   readonly signal?: AbortSignal;
 }
 
@@ -55,8 +56,9 @@ export interface OneShotResult {
 }
 
 /**
- * Send one request and collect the answer. Rejects with a GatewayError (connect, protocol,
- * bad CGI head ...) or a CliError (deadline, interrupted, output stream failed).
+ * Send one request and collect the answer. Rejects with a GatewayError: connect, protocol,
+ * bad CGI head, the deadline (ConnectTimeoutError, ExchangeTimeoutError), the signal
+ * (AbortedError) or the output stream (OutputError).
  */
 export async function exchangeOnce(req: OneShotRequest): Promise<OneShotResult> {
   const timeoutMs = req.timeoutMs;
@@ -96,22 +98,16 @@ export async function exchangeOnce(req: OneShotRequest): Promise<OneShotResult> 
       let timer: NodeJS.Timeout | null = null;
       if (timeoutMs > 0) {
         timer = setTimeout(() => {
-          abortWith(
-            connected
-              ? new CliError(ExitCode.Protocol, `no complete answer from ${req.address.text} within ${timeoutMs} ms`)
-              : new CliError(ExitCode.Connect, `cannot connect to ${req.address.text}: timed out after ${timeoutMs} ms`),
-          );
+          abortWith(connected ? new ExchangeTimeoutError(req.address.text, timeoutMs) : new ConnectTimeoutError(req.address.text, timeoutMs));
         }, timeoutMs);
       }
-      const onOuterAbort = (): void => abortWith(new CliError(ExitCode.Usage, 'interrupted'));
+      const onOuterAbort = (): void => abortWith(new AbortedError(req.signal?.reason));
       if (req.signal) {
         if (req.signal.aborted) onOuterAbort();
         else req.signal.addEventListener('abort', onOuterAbort, { once: true });
       }
       const out = req.bodyOut;
-      const onOutError = (err: Error): void => {
-        abortWith(new CliError(ExitCode.Usage, `cannot write the response: ${(err as NodeJS.ErrnoException).code ?? err.message}`));
-      };
+      const onOutError = (err: Error): void => abortWith(new OutputError(err));
       out?.on('error', onOutError);
 
       const settle = (err: Error | null, result?: OneShotResult): void => {
