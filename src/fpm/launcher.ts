@@ -264,14 +264,18 @@ export async function startPhpFpm(options: PhpFpmLaunchOptions = {}): Promise<Ph
   live.add(onParentExit);
 
   const masterRunning = (): boolean => child.exitCode === null && child.signalCode === null && spawnError === null;
-  const fail = async (reason: string): Promise<never> => {
-    if (masterRunning()) killGroup();
-    await exited;
+  /** After the master exited: its workers (a master killed from outside leaves them in our group), the log, the temp dir. */
+  const cleanUp = async (): Promise<void> => {
     killGroup();
     await groupGone(pid, 2_000);
     log.close();
     live.delete(onParentExit);
     rmSync(dir, { recursive: true, force: true });
+  };
+  const fail = async (reason: string): Promise<never> => {
+    if (masterRunning()) killGroup();
+    await exited;
+    await cleanUp();
     const tail = log.tail(20);
     throw new Error(`php-fpm (${bin}) ${reason}${tail ? `; php-fpm log:\n${tail}` : ' (its log is empty)'}`);
   };
@@ -302,12 +306,7 @@ export async function startPhpFpm(options: PhpFpmLaunchOptions = {}): Promise<Ph
         clearTimeout(timer);
       }
       await exited;
-      // A master killed from outside (or by the fallback) leaves its workers in our group.
-      killGroup();
-      await groupGone(pid, 2_000);
-      log.close();
-      live.delete(onParentExit);
-      rmSync(dir, { recursive: true, force: true });
+      await cleanUp();
     })();
     return stopping;
   };
