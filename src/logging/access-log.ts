@@ -60,7 +60,8 @@ export function formatPretty(line: string): string {
   if (req && res) {
     const up = o['upstream'] as { connect?: number; firstByte?: number } | undefined;
     const upText = up && up.firstByte !== undefined && up.firstByte >= 0 ? ` upstream ${up.firstByte.toFixed(1)}ms` : '';
-    return `${time} ${res.statusCode ?? '-'} ${req.method ?? '-'} ${req.url ?? '-'} ${o['bytes'] ?? 0}B ${o['responseTime'] ?? '-'}ms${upText} [${req.id ?? '-'}]\n`;
+    const rt = o['responseTime'];
+    return `${time} ${res.statusCode ?? '-'} ${req.method ?? '-'} ${req.url ?? '-'} ${o['bytes'] ?? 0}B ${typeof rt === 'number' ? rt.toFixed(1) : '-'}ms${upText} [${req.id ?? '-'}]\n`;
   }
   const rest = { ...o };
   for (const k of ['time', 'level', 'msg', 'pid', 'hostname']) delete rest[k];

@@ -84,7 +84,7 @@ describe('fastcgi-gateway dev', () => {
     assert.deepEqual([home.status, home.text], [200, 'front: / env=from-the-shell limit=77M']);
     const route = await get(`${dev.url}/products/42`);
     assert.deepEqual([route.status, route.text], [200, 'front: /products/42 env=from-the-shell limit=77M']);
-    await dev.waitFor(/ 200 GET \/products\/42 \d+B \d+ms upstream [\d.]+ms/);
+    await dev.waitFor(/ 200 GET \/products\/42 \d+B [\d.]+ms upstream [\d.]+ms/);
   });
 
   test('an edit to a PHP file shows on the next request', async () => {

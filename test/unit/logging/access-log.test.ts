@@ -20,7 +20,7 @@ test('requestId keeps a sane X-Request-Id, else makes a unique one', () => {
 
 test('formatPretty: one line per request; other lines keep their fields; non-JSON passes through', () => {
   const line = JSON.stringify({ level: 30, time: Date.UTC(2026, 0, 1, 12, 0, 0, 5), req: { id: 'r1', method: 'GET', url: '/x.php' }, res: { statusCode: 201 }, responseTime: 7, bytes: 13, upstream: { firstByte: 3.25 } });
-  assert.equal(formatPretty(line), '12:00:00.005 201 GET /x.php 13B 7ms upstream 3.3ms [r1]\n');
+  assert.equal(formatPretty(line), '12:00:00.005 201 GET /x.php 13B 7.0ms upstream 3.3ms [r1]\n');
   const warn = JSON.stringify({ level: 40, time: Date.UTC(2026, 0, 1), msg: 'stderr', code: 'X' });
   assert.equal(formatPretty(warn), '00:00:00.000 WARN stderr {"code":"X"}\n');
   assert.equal(formatPretty('not json\n'), 'not json\n');
