@@ -248,6 +248,7 @@ const fastcgiRouteSchema = z.strictObject({
 const staticRouteSchema = z.strictObject({
   root: z.string().min(1).optional().meta({ description: "Directory served under the prefix (default: the site's root)." }),
   index: z.array(z.string()).default(['index.html']).meta({ description: 'Index files tried for a directory.' }),
+  statCacheTtl: duration(1000, 'How long a file or directory is remembered to exist, and a small file\'s bytes kept, saving a stat and a read per request (0: every time).'),
 });
 
 const redirectRouteSchema = z.strictObject({

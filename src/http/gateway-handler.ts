@@ -152,7 +152,7 @@ export function createGatewayHandler(config: GatewayConfig, deps: GatewayHandler
       proxies.push(p);
       return { ...common, kind: 'proxy', handle: p, maxBodySize: 0, upgrade: p.upgrade };
     }
-    if (r.static) return { ...common, kind: 'static', handle: staticRoute(resolve(r.static.root ?? site.root!), r.static.index), maxBodySize: 0 };
+    if (r.static) return { ...common, kind: 'static', handle: staticRoute(resolve(r.static.root ?? site.root!), r.static.index, r.static.statCacheTtl), maxBodySize: 0 };
     const rd = r.redirect!;
     return { ...common, kind: 'redirect', handle: redirectRoute(r.path, rd.to, rd.status, rd.keepPath), maxBodySize: 0 };
   };
@@ -232,12 +232,13 @@ export function createGatewayHandler(config: GatewayConfig, deps: GatewayHandler
 }
 
 /** A `static` route: files below `root` (nginx `root` semantics: the whole path is appended). */
-function staticRoute(root: string, index: readonly string[]): RouteHandler {
+/** `statCacheTtl` as the php route's: how long a stat result and a small file's bytes are kept. */
+function staticRoute(root: string, index: readonly string[], statCacheTtl: number): RouteHandler {
   // .php is known as a script extension only to be refused: a static route never runs or shows
   // PHP (an upload directory with an evil.php in it: nginx's `location ~ \.php$ { deny all; }`).
   const opts = { root: root.replace(/\/+$/, '') || '/', allowedDotfiles: ['.well-known'], scriptExtensions: ['.php'], static: true, index, frontController: null, frontControllerOnly: false };
-  const files = new FileKindCache(1000);
-  const small = new SmallFileCache({ ttl: 1000 });
+  const files = new FileKindCache(statCacheTtl);
+  const small = new SmallFileCache({ ttl: statCacheTtl });
   return (req, res) => {
     const target = targetOf(req);
     if (isRejection(target)) {

@@ -55,6 +55,8 @@ before(async () => {
   writeFileSync(join(dir, 'assets', 'assets', 'hello.php'), '<?php echo "must not run";');
   mkdirSync(join(dir, 'default'));
   writeFileSync(join(dir, 'default', 'index.html'), 'default site\n');
+  mkdirSync(join(dir, 'live', 'live'), { recursive: true });
+  writeFileSync(join(dir, 'live', 'live', 'note.txt'), 'first\n');
   const config = resolveConfig({
     base: {
       listen: ['127.0.0.1:0'],
@@ -71,6 +73,7 @@ before(async () => {
               headers: { set: { 'X-Frame-Options': 'DENY' }, add: { 'X-Site': 'a' }, remove: ['X-Powered-By'] },
             },
             { path: '/assets/', static: { root: join(dir, 'assets') }, accessLog: false },
+            { path: '/live/', static: { root: join(dir, 'live'), statCacheTtl: 0 } },
             { path: '/old/', redirect: { to: 'https://a.test/new/', status: 301, keepPath: true } },
             { path: '/gone', redirect: { to: '/elsewhere' } },
           ],
@@ -130,6 +133,17 @@ describe('routes', () => {
     const php = await get(gw.url, '/assets/hello.php', 'a.test');
     assert.notEqual(php.body, 'must not run');
     assert.equal((await get(gw.url, '/assets/missing.css', 'a.test')).status, 404);
+  });
+
+  test('static with statCacheTtl 0: an edited, a new and a removed file show on the next request', async () => {
+    assert.equal((await get(gw.url, '/live/note.txt', 'a.test')).body, 'first\n');
+    writeFileSync(join(dir, 'live', 'live', 'note.txt'), 'second\n');
+    assert.equal((await get(gw.url, '/live/note.txt', 'a.test')).body, 'second\n');
+    assert.equal((await get(gw.url, '/live/new.txt', 'a.test')).status, 404);
+    writeFileSync(join(dir, 'live', 'live', 'new.txt'), 'new\n');
+    assert.equal((await get(gw.url, '/live/new.txt', 'a.test')).body, 'new\n');
+    rmSync(join(dir, 'live', 'live', 'note.txt'));
+    assert.equal((await get(gw.url, '/live/note.txt', 'a.test')).status, 404);
   });
 
   test('redirect: status and target, keeping the path and query when asked', async () => {
