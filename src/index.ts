@@ -32,6 +32,8 @@ export {
   UpstreamUnavailableError,
   ProxyError,
   ProxyTimeoutError,
+  ExchangeTimeoutError,
+  OutputError,
   ERRORS,
   statusFor,
   type GatewayErrorCode,

@@ -1,6 +1,6 @@
 /**
  * One FastCGI request on a fresh connection, for the operator commands (`status`, `ping`,
- * `run`) and the metrics scraper: a single-connection pool destroyed as soon as
+ * `run`) and any other one-off caller: a single-connection pool destroyed as soon as
  * the answer is complete (a socket kept open would pin a php-fpm worker between `--watch`
  * snapshots), the CGI head parsed from STDOUT over any number of records, the body either
  * buffered or written to a stream with backpressure, and one deadline for the whole exchange.

@@ -27,6 +27,7 @@ import { targetOf } from './request-target.js';
 import { answerLocally, drainAndReply, serveFile } from './serve-file.js';
 import { trySendfile } from './sendfile.js';
 import { SmallFileCache } from './small-files.js';
+import { responseCompleted } from './wire.js';
 
 /** The handler function, with its pool and a close() for shutdown. */
 export interface FastCgiHandler {
@@ -194,7 +195,7 @@ export function createFastCgiHandler(options: HandlerOptions, deps: HandlerDeps 
     }
     if (finished) return;
     stopWatching = whenClientGone(req, res, () => {
-      if (!res.writableFinished) controller.abort(new Error('client closed the connection'));
+      if (!responseCompleted(res)) controller.abort(new Error('client closed the connection'));
     });
   }
 

@@ -24,7 +24,7 @@ import { type Dispatcher, EnvHttpProxyAgent } from 'undici';
 import { ProxyError, ProxyTimeoutError, statusFor } from '../errors.js';
 import { type LoggerLike, NO_LOG } from './logger.js';
 import { sendError } from './send-error.js';
-import { hasUnframedBody, requestHost } from './wire.js';
+import { hasUnframedBody, requestHost, responseCompleted } from './wire.js';
 
 /** Where egress requests go (values from the environment, read by the caller). */
 export interface EgressProxy {
@@ -110,7 +110,7 @@ export function createProxyRoute(o: ProxyRouteOptions): ProxyRoute {
     const log: LoggerLike = (req as IncomingMessage & { log?: LoggerLike }).log ?? NO_LOG;
     const ac = new AbortController();
     const onClose = (): void => {
-      if (!res.writableFinished) ac.abort(new Error('client closed the connection'));
+      if (!responseCompleted(res)) ac.abort(new Error('client closed the connection'));
     };
     res.once('close', onClose);
     const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : hasUnframedBody(req);

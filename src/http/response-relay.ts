@@ -155,8 +155,10 @@ export class ResponseRelay implements ExchangeHandler {
     try {
       this.#writeHead(this.#head!, -1);
     } catch (err) {
+      // Settle first (502, logged), then stop the upstream: the abort's own onError is then
+      // ignored instead of turning the answer into a silent 499.
+      this.#fail(new CgiHeadInvalidError(`header rejected by node:http: ${(err as Error).message}`));
       this.#controller?.abort(err);
-      this.onError(new CgiHeadInvalidError(`header rejected by node:http: ${(err as Error).message}`));
       return;
     }
     let ok = true;

@@ -111,3 +111,11 @@ export function endAfterAnswer(req: IncomingMessage, res: ServerResponse): void 
   if (res.socket) lingerWhenDone(res.socket as Socket);
   else res.once('socket', (s: Socket) => lingerWhenDone(s));
 }
+
+/**
+ * The response was ended by the gateway and flushed. On HTTP/2 `writableFinished` alone turns
+ * true when the client resets the stream (RST_STREAM), so `writableEnded` is checked as well.
+ */
+export function responseCompleted(res: ServerResponse): boolean {
+  return res.writableEnded && res.writableFinished;
+}

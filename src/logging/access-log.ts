@@ -150,7 +150,9 @@ export function createAccessLog(logger: Logger): AccessLog {
       } else {
         line['bytes'] = Number(res.getHeader('content-length') ?? 0);
       }
-      if (!res.writableFinished) {
+      // Ended by us and flushed. On HTTP/2 writableFinished alone turns true when the client
+      // resets the stream, so writableEnded tells a cancelled response from a finished one.
+      if (!res.writableEnded || !res.writableFinished) {
         line['aborted'] = true;
         logger.error(line, 'request aborted');
       } else if (res.statusCode >= 500) logger.error(line, 'request failed');

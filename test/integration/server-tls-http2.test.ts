@@ -173,6 +173,10 @@ describe('TLS and HTTP/2', () => {
       stream.close(h2.NGHTTP2_CANCEL);
       await waitFor(() => pool.stats.busy === 0 && pool.stats.failed === before.failed + 1, 'the upstream exchange to be abandoned');
       assert.equal(pool.stats.completed, before.completed + 0, 'it did not run to its end');
+      // The access log calls it aborted, as for an HTTP/1 client that leaves mid-response.
+      await waitFor(() => logs.lines.some((l) => (l['req'] as { url?: string } | undefined)?.url?.startsWith('/big.php?size=104857600') === true), 'the access line');
+      const line = logs.lines.find((l) => (l['req'] as { url?: string } | undefined)?.url?.startsWith('/big.php?size=104857600'))!;
+      assert.deepEqual([line['msg'], line['aborted'], line['level']], ['request aborted', true, 50]);
       // The session and the pool still serve.
       assert.equal((await h2Request(session, { ':path': '/hello.php' })).status, 200);
     } finally {

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
-import { type GatewayError, UpstreamClosedError } from '../../../src/errors.js';
+import { AbortedError, type GatewayError, UpstreamClosedError } from '../../../src/errors.js';
 import type { LoggerLike } from '../../../src/http/logger.js';
 import { MemoryBudget } from '../../../src/http/memory-budget.js';
 import { type RelayOptions, ResponseRelay, type ResponseHooks } from '../../../src/http/response-relay.js';
@@ -40,7 +40,18 @@ before(async () => {
     const log: LoggerLike = { warn: (_o, m) => void t.outcome.logged.push(`warn ${m}`), error: (_o, m) => void t.outcome.logged.push(`error ${m}`) };
     const hooks: ResponseHooks = { ...t.hooks(res), onDone: (err) => void t.outcome.done.push(err) };
     const relay = new ResponseRelay(req, res, log, OPTIONS, hooks);
-    const controller: ExchangeController = { abort: () => void t.outcome.aborted++, pause() {}, resume() {}, connectionId: 1, reused: false, server: 'fake' };
+    // abort() as the real exchange does it: the handler's onError runs at once, with AbortedError.
+    const controller: ExchangeController = {
+      abort: (reason) => {
+        t.outcome.aborted++;
+        relay.onError(new AbortedError(reason));
+      },
+      pause() {},
+      resume() {},
+      connectionId: 1,
+      reused: false,
+      server: 'fake',
+    };
     relay.onStart(controller);
     // A new macrotask: the relay's end-of-read microtask has run by then.
     const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
@@ -225,4 +236,32 @@ test('HEAD: the length of the body that would have been sent, no body', async ()
   assert.doesNotMatch(head(o.raw), /transfer-encoding/);
   assert.equal(body(o.raw), '');
   assert.deepEqual(o.done, [null]);
+});
+
+test('node:http rejecting the head on the streaming path: 502, logged, the upstream stopped, done once', async () => {
+  const o = await run(
+    async (relay, tick) => {
+      relay.onStdout(Buffer.from('Content-Type: text/plain\r\n\r\nfirst'));
+      await tick(); // the microtask flush tries to send the head
+      relay.onEnd(END);
+    },
+    (res) => {
+      // What node:http does with a head it refuses (a 1xx status on HTTP/2, a bad header).
+      const writeHead = res.writeHead.bind(res);
+      let first = true;
+      res.writeHead = ((...args: Parameters<typeof res.writeHead>) => {
+        if (first) {
+          first = false;
+          throw new Error('refused');
+        }
+        return writeHead(...args);
+      }) as typeof res.writeHead;
+      return {};
+    },
+  );
+  assert.match(o.raw, /^HTTP\/1\.1 502 Bad Gateway\r\n/);
+  assert.deepEqual(o.logged, ['error invalid upstream response head: header rejected by node:http: refused']);
+  assert.equal(o.aborted, 1, 'the upstream exchange is aborted');
+  assert.equal(o.done.length, 1);
+  assert.equal(o.done[0]?.code, 'GW_ERR_CGI_HEAD_INVALID');
 });

@@ -44,8 +44,8 @@ function capture(): { logger: Logger; lines: Array<Record<string, unknown>> } {
 }
 
 /** Enough of a ServerResponse for the access log: 'close', statusCode, writableFinished, getHeader. */
-function fakeRes(statusCode: number, finished: boolean, headers: Record<string, string> = {}): ServerResponse {
-  return Object.assign(new EventEmitter(), { statusCode, writableFinished: finished, getHeader: (n: string) => headers[n] }) as unknown as ServerResponse;
+function fakeRes(statusCode: number, finished: boolean, headers: Record<string, string> = {}, ended = finished): ServerResponse {
+  return Object.assign(new EventEmitter(), { statusCode, writableFinished: finished, writableEnded: ended, getHeader: (n: string) => headers[n] }) as unknown as ServerResponse;
 }
 
 const fakeReq = (url: string): IncomingMessage => ({ headers: { 'x-request-id': 'rid-1' }, method: 'GET', url, socket: { remoteAddress: '10.0.0.9' } }) as unknown as IncomingMessage;
@@ -81,8 +81,13 @@ test('createAccessLog: 5xx and responses cut before they finished log at error; 
   const cut = fakeRes(200, false);
   log(fakeReq('/slow.php'), cut);
   cut.emit('close');
+  // HTTP/2: after the client's RST_STREAM, writableFinished is true though end() never ran.
+  const reset = fakeRes(200, true, {}, false);
+  log(fakeReq('/h2.php'), reset);
+  reset.emit('close');
   assert.deepEqual(lines.map((l) => [l['level'], l['msg'], l['bytes'], l['aborted']]), [
     [50, 'request failed', 16, undefined],
+    [50, 'request aborted', 0, true],
     [50, 'request aborted', 0, true],
   ]);
 });
