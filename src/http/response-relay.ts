@@ -27,6 +27,9 @@ import { type SpillOptions, SpillingWriter } from './response-spill.js';
 import { sendError } from './send-error.js';
 import { writeHeadFlat } from './wire.js';
 
+/** `#held` outside the held state: shared, never pushed to (the held state gets its own array). */
+const NOTHING_HELD: Buffer[] = [];
+
 /** See the diagram in the module comment. */
 type RelayState = 'head' | 'held' | 'redirect' | 'streaming' | 'discard' | 'done';
 
@@ -85,7 +88,7 @@ export class ResponseRelay implements ExchangeHandler {
   /** Set when the head is parsed (every state after `head`). */
   #head: CgiHead | null = null;
   /** In `held`: the body chunks of this read, not yet sent. */
-  #held: Buffer[] = [];
+  #held: Buffer[] = NOTHING_HELD;
   #declaredLength = -1;
   #sent = 0;
   #stderrLogged = 0;
@@ -141,7 +144,7 @@ export class ResponseRelay implements ExchangeHandler {
     // (most small responses), the answer goes out with a Content-Length in one write instead
     // of chunked; otherwise a microtask sends what arrived and the body streams from there.
     this.#state = 'held';
-    if (r.body.length > 0) this.#held.push(r.body);
+    this.#held = r.body.length > 0 ? [r.body] : [];
     queueMicrotask(this.#flushHeld);
     return true;
   }
@@ -150,7 +153,7 @@ export class ResponseRelay implements ExchangeHandler {
   #flushHeld = (): void => {
     if (this.#state !== 'held') return;
     const held = this.#held;
-    this.#held = [];
+    this.#held = NOTHING_HELD;
     this.#state = 'streaming';
     try {
       this.#writeHead(this.#head!, -1);
@@ -216,7 +219,7 @@ export class ResponseRelay implements ExchangeHandler {
   #endWhole(): void {
     const res = this.#res;
     const held = this.#held;
-    this.#held = [];
+    this.#held = NOTHING_HELD;
     const body = held.length === 1 ? held[0]! : Buffer.concat(held);
     try {
       this.#writeHead(this.#head!, this.#req.method === 'HEAD' ? -1 : body.length);
@@ -268,7 +271,7 @@ export class ResponseRelay implements ExchangeHandler {
 
   #fail(err: GatewayError): void {
     this.#state = 'done';
-    this.#held = [];
+    this.#held = NOTHING_HELD;
     this.#flushStderr();
     const res = this.#res;
     if (err.code !== 'GW_ERR_UPSTREAM_ABORTED') this.#log.error({ err, code: err.code }, err.message);

@@ -88,16 +88,16 @@ export interface RequestLogger {
  */
 class RequestLog implements RequestLogger {
   readonly #logger: Logger;
-  readonly #req: IncomingMessage & { id?: string };
+  readonly #fields: RequestFields;
   #child: Logger | null = null;
 
-  constructor(logger: Logger, req: IncomingMessage & { id?: string }) {
+  constructor(logger: Logger, fields: RequestFields) {
     this.#logger = logger;
-    this.#req = req;
+    this.#fields = fields;
   }
 
   #get(): Logger {
-    this.#child ??= this.#logger.child({ req: requestFields(this.#req) });
+    this.#child ??= this.#logger.child({ req: this.#fields });
     return this.#child;
   }
 
@@ -114,8 +114,12 @@ class RequestLog implements RequestLogger {
   }
 }
 
-function requestFields(req: IncomingMessage & { id?: string }): { id: string | undefined; method: string | undefined; url: string | undefined; remoteAddress: string | undefined } {
-  return { id: req.id, method: req.method, url: req.url, remoteAddress: req.socket?.remoteAddress };
+/** What every line of a request says about it. */
+interface RequestFields {
+  readonly id: string;
+  readonly method: string | undefined;
+  readonly url: string | undefined;
+  readonly remoteAddress: string | undefined;
 }
 
 /** Upstream figures the FastCGI handler leaves on the response (handler.ts). */
@@ -133,13 +137,15 @@ interface UpstreamTimingLike {
 export function createAccessLog(logger: Logger): AccessLog {
   return (req, res) => {
     const r = req as IncomingMessage & { id?: string; log?: RequestLogger };
-    r.id = requestId(req);
-    r.log = new RequestLog(logger, r);
+    // Taken now: once the client is gone, its socket no longer knows its remote address.
+    const fields: RequestFields = { id: requestId(req), method: req.method, url: req.url, remoteAddress: req.socket?.remoteAddress };
+    r.id = fields.id;
+    r.log = new RequestLog(logger, fields);
     const start = performance.now();
     // 'close' comes once per response, after 'finish' when it finished, alone when it did not.
     res.once('close', () => {
       const line: Record<string, unknown> = {
-        req: requestFields(r),
+        req: fields,
         res: { statusCode: res.statusCode },
         responseTime: round(performance.now() - start),
       };
@@ -150,8 +156,9 @@ export function createAccessLog(logger: Logger): AccessLog {
       } else {
         line['bytes'] = Number(res.getHeader('content-length') ?? 0);
       }
-      // Ended by us and flushed. On HTTP/2 writableFinished alone turns true when the client
-      // resets the stream, so writableEnded tells a cancelled response from a finished one.
+      // Ended by us and flushed: http/wire.ts responseCompleted, written out here because the
+      // logging layer does not import http. On HTTP/2 writableFinished alone turns true when
+      // the client resets the stream; writableEnded tells a cancelled response from a finished one.
       if (!res.writableEnded || !res.writableFinished) {
         line['aborted'] = true;
         logger.error(line, 'request aborted');

@@ -59,6 +59,8 @@ test('createAccessLog: one line at close with the request, status, bytes and ups
   log(req, res);
   assert.equal((req as IncomingMessage & { id?: string }).id, 'rid-1');
   assert.equal(lines.length, 0, 'nothing before the response closes');
+  // A socket whose client has gone answers undefined for its remote address (node:net).
+  (req.socket as { remoteAddress?: string | undefined }).remoteAddress = undefined;
   res.emit('close');
   res.emit('close');
   assert.equal(lines.length, 1, 'one line per response');
