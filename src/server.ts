@@ -13,9 +13,8 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import type * as z from 'zod';
 import { parseOrThrow, stripUndefined } from './config/issues.js';
-import { type GatewayConfig, serverSchema } from './config/schema.js';
+import { type GatewayConfig, type ServerOptions, serverSchema } from './config/schema.js';
 import type { GatewayHandler } from './http/gateway-handler.js';
 import { createFastCgiHandler, type FastCgiHandler } from './http/handler.js';
 import { type AccessLogFormat, createAccessLog, createLogger } from './logging/access-log.js';
@@ -35,7 +34,7 @@ export { parseListen } from './server/listeners.js';
  * Options of `startGatewayServer`: the handler's, plus where and how to listen (`serverShape` in
  * config/schema.ts), plus a logger to use instead of one built from `accessLog`.
  */
-export type GatewayServerOptions = z.input<typeof serverSchema> & {
+export type GatewayServerOptions = ServerOptions & {
   readonly logger?: Logger;
   /** Remove a stale unix socket file before listening (default true; cluster workers share the primary's). */
   readonly removeStaleSocket?: boolean;

@@ -10,8 +10,11 @@
  *               the FastCGI exchange with nothing else (no routing, checks, relay, timeouts)
  *   gateway     `fastcgi-gateway serve` from dist/, default options, log off
  *   nginx       nginx 1 worker with upstream keepalive, and stock
+ *   extra       EXTRA=entry.mjs: any node entry taking PORT UPSTREAM ROOT (for an experiment)
+ *   gateway-base  BASELINE=/other/dist: the gateway of another build (a before/after in one run)
  *
- * each in its own process, CPU from /proc, rounds interleaved, medians.
+ * each in its own process, CPU and memory from /proc (RSS idle before the warm-up, RSS and peak
+ * RSS after the measured run), rounds interleaved, medians.
  *
  *   node --import tsx bench/http/floor.ts        ROUNDS=5 DURATION=5 CONNECTIONS=50 CONTENDERS=raw,thin
  */
@@ -22,7 +25,7 @@ import { join } from 'node:path';
 import { startPhpFpm } from '../../src/fpm/launcher.js';
 import { runWrk } from '../../src/bench/load.js';
 import { startNginx } from '../../src/bench/nginx.js';
-import { freePort, installCleanup, stopTree, treeCpuSplitUs } from '../../src/bench/procs.js';
+import { childPids, freePort, installCleanup, procStatusKb, stopTree, treeCpuSplitUs } from '../../src/bench/procs.js';
 import { writeBenchRoot } from '../../src/bench/workloads.js';
 import { envInt, median, printTable, REPO_ROOT } from './lib.js';
 
@@ -42,7 +45,7 @@ s.listen(Number(process.argv[2]), '127.0.0.1', () => console.error('serving'));
 process.on('SIGTERM', () => process.exit(0));
 `;
 const THIN = `import http from 'node:http';
-import { ConnectionPool } from ${JSON.stringify(join(REPO_ROOT, 'dist', 'index.js'))};
+import { ConnectionPool } from ${JSON.stringify(join(REPO_ROOT, 'dist', 'upstream', 'pool.js'))};
 import { buildCgiParams } from ${JSON.stringify(join(REPO_ROOT, 'dist', 'cgi', 'params-builder.js'))};
 const [port, upstream, root] = process.argv.slice(2);
 const pool = new ConnectionPool(upstream, { connections: 4 });
@@ -66,7 +69,7 @@ process.on('SIGTERM', () => process.exit(0));
 `;
 const RAW = `import http from 'node:http';
 import net from 'node:net';
-import { encodeBeginRequest, encodeParamsStream, encodeStreamEnd } from ${JSON.stringify(join(REPO_ROOT, 'dist', 'index.js'))};
+import { encodeBeginRequest, encodeParamsStream, encodeStreamEnd } from ${JSON.stringify(join(REPO_ROOT, 'dist', 'protocol', 'encoder.js'))};
 const [port, upstream, root] = process.argv.slice(2);
 const params = { SCRIPT_FILENAME: root + '/hello.php', SCRIPT_NAME: '/hello.php', REQUEST_METHOD: 'GET', REQUEST_URI: '/hello.php', QUERY_STRING: '', SERVER_PROTOCOL: 'HTTP/1.1', GATEWAY_INTERFACE: 'CGI/1.1', REMOTE_ADDR: '127.0.0.1', SERVER_NAME: 'localhost', SERVER_PORT: port, DOCUMENT_ROOT: root, HTTP_HOST: '127.0.0.1:' + port };
 const REQ = Buffer.concat([encodeBeginRequest(1, 1, true), encodeParamsStream(1, params), encodeStreamEnd(5, 1)]);
@@ -132,6 +135,8 @@ const contenders: Record<string, () => Promise<Server>> = {
   raw: () => startNode([join(dir, 'raw.mjs'), 'PORT', fpm.address, root]),
   thin: () => startNode([join(dir, 'thin.mjs'), 'PORT', fpm.address, root]),
   gateway: () => startNode([join(REPO_ROOT, 'dist', 'cli', 'main.js'), 'serve', '-u', fpm.address, '-r', root, '-l', '127.0.0.1:PORT', '-c', '4', '--log', 'off']),
+  ...(process.env['EXTRA'] ? { extra: () => startNode([process.env['EXTRA']!, 'PORT', fpm.address, root]) } : {}),
+  ...(process.env['BASELINE'] ? { 'gateway-base': () => startNode([join(process.env['BASELINE']!, 'cli', 'main.js'), 'serve', '-u', fpm.address, '-r', root, '-l', '127.0.0.1:PORT', '-c', '4', '--log', 'off']) } : {}),
   'nginx-keepalive': async () => {
     const n = await startNginx({ fpmSocket: fpm.address.replace(/^unix:/, ''), docRoot: root, keepalive: 4 });
     return { url: `${n.origin}/hello.php`, pid: n.pid, stop: () => n.stop() };
@@ -145,12 +150,16 @@ const contenders: Record<string, () => Promise<Server>> = {
 // CONTENDERS=raw,thin picks some.
 const names = process.env['CONTENDERS']?.split(',') ?? Object.keys(contenders);
 for (const n of names) if (!(n in contenders)) throw new Error(`unknown contender ${n}: one of ${Object.keys(contenders)}`);
-const results = new Map<string, Array<{ rps: number; us: number; user: number; sys: number }>>(names.map((n) => [n, []]));
+const results = new Map<string, Array<{ rps: number; us: number; user: number; sys: number; idleMiB: number; afterMiB: number; peakMiB: number }>>(names.map((n) => [n, []]));
 try {
   for (let r = 0; r < ROUNDS; r++) {
     for (const name of [...names.slice(r % names.length), ...names.slice(0, r % names.length)]) {
       const s = await contenders[name]!();
+      // nginx's figure is its worker's (the master only forks); a node server is one process.
+      const memPid = (): number => childPids(s.pid)[0] ?? s.pid;
+      const mib = (field: string): number => (procStatusKb(memPid(), field) ?? Number.NaN) / 1024;
       try {
+        const idleMiB = mib('VmRSS');
         await runWrk({ url: s.url, connections: CONNECTIONS, durationS: 2 }, join(dir, 'wrk.lua'));
         const cpu0 = treeCpuSplitUs(s.pid);
         const w = await runWrk({ url: s.url, connections: CONNECTIONS, durationS: DURATION }, join(dir, 'wrk.lua'));
@@ -158,8 +167,10 @@ try {
         const user = (cpu1.user - cpu0.user) / w.requests;
         const sys = (cpu1.sys - cpu0.sys) / w.requests;
         const us = user + sys;
-        results.get(name)!.push({ rps: w.rps, us, user, sys });
-        console.error(`round ${r + 1} ${name}: ${Math.round(w.rps)} req/s, ${us.toFixed(1)} µs/req${w.errors + w.non2xx > 0 ? `, ${w.errors + w.non2xx} errors` : ''}`);
+        const afterMiB = mib('VmRSS');
+        const peakMiB = mib('VmHWM');
+        results.get(name)!.push({ rps: w.rps, us, user, sys, idleMiB, afterMiB, peakMiB });
+        console.error(`round ${r + 1} ${name}: ${Math.round(w.rps)} req/s, ${us.toFixed(1)} µs/req, RSS ${idleMiB.toFixed(1)} → ${afterMiB.toFixed(1)} MiB (peak ${peakMiB.toFixed(1)})${w.errors + w.non2xx > 0 ? `, ${w.errors + w.non2xx} errors` : ''}`);
       } finally {
         await s.stop();
       }
@@ -170,9 +181,9 @@ try {
   rmSync(dir, { recursive: true, force: true });
 }
 printTable([
-  ['server', 'req/s (median)', 'CPU µs/req (median)', 'user', 'sys', 'CPU µs/req (min–max)'],
+  ['server', 'req/s (median)', 'CPU µs/req (median)', 'user', 'sys', 'CPU µs/req (min–max)', 'RSS idle MiB', 'RSS after MiB', 'peak MiB'],
   ...names.map((n) => {
     const l = results.get(n)!;
-    return [n, Math.round(median(l.map((x) => x.rps))), median(l.map((x) => x.us)), median(l.map((x) => x.user)), median(l.map((x) => x.sys)), `${Math.min(...l.map((x) => x.us)).toFixed(1)}–${Math.max(...l.map((x) => x.us)).toFixed(1)}`];
+    return [n, Math.round(median(l.map((x) => x.rps))), median(l.map((x) => x.us)), median(l.map((x) => x.user)), median(l.map((x) => x.sys)), `${Math.min(...l.map((x) => x.us)).toFixed(1)}–${Math.max(...l.map((x) => x.us)).toFixed(1)}`, median(l.map((x) => x.idleMiB)), median(l.map((x) => x.afterMiB)), median(l.map((x) => x.peakMiB))];
   }),
 ]);

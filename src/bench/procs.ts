@@ -222,11 +222,6 @@ export function treePeakRssKb(rootPid: number): { totalKb: number; byPid: Record
   return { totalKb, byPid };
 }
 
-/**
- * Connections waiting in a unix listening socket's accept queue (the Recv-Q that `ss -xl`
- * shows for a LISTEN socket); null when `ss` is missing or the socket is not listed. For
- * php-fpm this is the number of connections no worker has accepted yet.
-
 /** A `kB` field of /proc/PID/status (VmRSS, VmHWM, ...); null when the process is gone. */
 export function procStatusKb(pid: number, field: string): number | null {
   let text: string;

@@ -2,8 +2,19 @@
  * Schema issues as people read them: the key path, what was expected, what was found, and for
  * an unknown key the closest known one. Pure; config/load.ts adds file:line:column.
  */
-import type * as z from 'zod';
+import type * as v from 'valibot';
+import { safeParse } from 'valibot';
 import { ConfigError, type ConfigIssue } from '../errors.js';
+
+/** Any schema of config/schema.ts. */
+export type Schema = v.GenericSchema;
+/** A schema issue, as valibot reports it. */
+type Issue = v.BaseIssue<unknown>;
+
+/** One issue of a failed validation: ours, plus the unknown key it names (to point at it in a file). */
+export interface SchemaIssue extends ConfigIssue {
+  readonly unknownKey?: string;
+}
 
 /** `sites[0].routes[1].php.upstream` */
 export function formatPath(path: readonly PropertyKey[]): string {
@@ -21,67 +32,115 @@ function found(input: unknown): string {
   return `${String(input)} (a ${typeof input})`;
 }
 
-const TYPE_NAMES: Readonly<Record<string, string>> = { object: 'an object', array: 'a list', string: 'a string', number: 'a number', boolean: 'true or false', int: 'an integer' };
+/** What a schema type expects, in words (valibot's `expects` of the type schemas). */
+const TYPE_NAMES: Readonly<Record<string, string>> = { Object: 'an object', Array: 'a list', string: 'a string', number: 'a number', boolean: 'true or false', null: 'null' };
+const typeName = (expects: string | null): string => (expects === null ? 'something else' : (TYPE_NAMES[expects] ?? expects));
+/** `"json" | "pretty"` (how valibot lists a picklist's options) as `"json", "pretty"`. */
+const options = (expects: string | null): string => (expects ?? '').replace(/^\(|\)$/g, '').split(' | ').join(', ');
 
-/** The message of one issue, without its path. */
-function describe(issue: z.core.$ZodIssue, known: readonly string[]): string {
-  const input = (issue as { input?: unknown }).input;
-  switch (issue.code) {
-    case 'invalid_type':
-      if (input === undefined) return `is required (expected ${TYPE_NAMES[issue.expected] ?? issue.expected})`;
-      return `expected ${TYPE_NAMES[issue.expected] ?? issue.expected}, found ${found(input)}`;
-    case 'too_small':
-      if (issue.origin === 'array') return `expected at least ${String(issue.minimum)} entr${issue.minimum === 1 ? 'y' : 'ies'}`;
-      if (issue.origin === 'string') return `expected a non-empty string`;
-      return `expected ${issue.inclusive === false ? '>' : '≥'} ${String(issue.minimum)}, found ${found(input)}`;
-    case 'too_big':
-      return `expected ${issue.inclusive === false ? '<' : '≤'} ${String(issue.maximum)}, found ${found(input)}`;
-    case 'invalid_value':
-      return `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}, found ${found(input)}`;
-    case 'invalid_union': {
-      // Each alternative failed: say what the alternatives accept.
-      const kinds = new Set<string>();
-      for (const alt of issue.errors) for (const e of alt) if (e.code === 'invalid_type' && e.path.length === 0) kinds.add(TYPE_NAMES[e.expected] ?? e.expected);
-      return kinds.size > 0 ? `expected ${[...kinds].join(' or ')}, found ${found(input)}` : `${issue.message}, found ${found(input)}`;
+/** valibot's own messages begin "Invalid "; any other message is one the schema gave. */
+const given = (issue: Issue): string | null => (issue.message.startsWith('Invalid ') ? null : issue.message);
+
+/** What the alternatives of a failed union accept, nested unions flattened: ["a number", "a string"]. */
+function alternatives(issue: Issue): string[] {
+  const parts: string[] = [];
+  for (const sub of issue.issues ?? []) {
+    if (sub.path !== undefined || sub.kind !== 'schema') continue;
+    const more = sub.type === 'union' ? alternatives(sub) : [sub.type === 'picklist' ? `one of ${options(sub.expected)}` : sub.type === 'literal' ? String(sub.expected) : typeName(sub.expected)];
+    for (const p of more) if (!parts.includes(p)) parts.push(p);
+  }
+  return parts;
+}
+
+/** `a, b or c` */
+const either = (parts: readonly string[]): string => (parts.length <= 1 ? (parts[0] ?? 'something else') : `${parts.slice(0, -1).join(', ')} or ${parts.at(-1)!}`);
+
+/** The message of one issue, without its path; `expectsAt` names the schema type of a missing key. */
+function describe(issue: Issue, expectsAt: () => string | null): string {
+  const input = issue.input;
+  switch (issue.type) {
+    case 'strict_object':
+    case 'object':
+      // A missing key: valibot's "expected" is the key's name, the type is the key's schema's.
+      if (issue.kind === 'schema' && issue.path?.at(-1)?.origin === 'key') return `is required (expected ${typeName(expectsAt())})`;
+      return `expected an object, found ${found(input)}`;
+    case 'string':
+    case 'number':
+    case 'boolean':
+    case 'array':
+    case 'record':
+    case 'null':
+      if (input === undefined) return `is required (expected ${typeName(issue.expected)})`;
+      return `expected ${typeName(issue.expected)}, found ${found(input)}`;
+    case 'integer':
+      return `expected an integer, found ${found(input)}`;
+    case 'min_value':
+      return `expected ≥ ${String(issue.requirement)}, found ${found(input)}`;
+    case 'max_value':
+      return `expected ≤ ${String(issue.requirement)}, found ${found(input)}`;
+    case 'min_length': {
+      const custom = given(issue);
+      if (custom !== null) return custom;
+      const n = Number(issue.requirement);
+      return Array.isArray(input) ? `expected at least ${n} entr${n === 1 ? 'y' : 'ies'}` : 'expected a non-empty string';
     }
-    case 'unrecognized_keys': {
-      const parts = issue.keys.map((k) => {
-        const near = closest(k, known);
-        return `unknown key ${JSON.stringify(k)}${near ? ` (did you mean ${JSON.stringify(near)}?)` : ''}`;
-      });
-      return parts.join('; ');
+    case 'picklist':
+    case 'literal':
+      return `expected ${issue.type === 'picklist' ? `one of ${options(issue.expected)}` : issue.expected}, found ${found(input)}`;
+    case 'union': {
+      return `expected ${either(alternatives(issue))}, found ${found(input)}`;
     }
-    case 'invalid_format':
-      return `${issue.message}, found ${found(input)}`;
-    default:
-      return input !== undefined && typeof input !== 'object' ? `${issue.message}, found ${found(input)}` : issue.message;
+    case 'raw_check':
+      return issue.message;
+    default: {
+      // regex, starts_with, the unit transforms: the schema's message and what was found.
+      const custom = given(issue) ?? issue.message;
+      return input !== undefined && typeof input !== 'object' ? `${custom}, found ${found(input)}` : custom;
+    }
   }
 }
 
-/** The keys an object schema at `path` accepts (for "did you mean"). */
-export function knownKeysAt(schema: z.ZodType, path: readonly PropertyKey[]): string[] {
-  let node: unknown = schema;
-  const unwrap = (n: unknown): unknown => {
-    for (;;) {
-      const def = (n as { _zod?: { def?: Record<string, unknown> } })._zod?.def;
-      if (def === undefined) return n;
-      if (def['type'] === 'default' || def['type'] === 'optional' || def['type'] === 'nullable' || def['type'] === 'prefault' || def['type'] === 'readonly') n = def['innerType'];
-      else if (def['type'] === 'pipe') n = def['in'];
-      else return n;
-    }
-  };
-  for (const step of path) {
-    node = unwrap(node);
-    const def = (node as { _zod: { def: Record<string, unknown> } })._zod.def;
-    if (def['type'] === 'object') node = (def['shape'] as Record<string, unknown>)[String(step)];
-    else if (def['type'] === 'array') node = def['element'];
-    else if (def['type'] === 'record') node = def['valueType'];
-    else return [];
-    if (node === undefined) return [];
+type SchemaNode = { readonly type: string; readonly [k: string]: unknown };
+
+/** Past the wrappers that do not change the shape: optional, nullable (pipes are spread into their schema). */
+function unwrap(node: SchemaNode): SchemaNode {
+  let n = node;
+  while (n.type === 'optional' || n.type === 'nullable' || n.type === 'nullish') n = n['wrapped'] as SchemaNode;
+  return n;
+}
+
+/** The option of a union that a step into it (`key`, or a list index) goes through. */
+function optionFor(union: SchemaNode, step: PropertyKey): SchemaNode | undefined {
+  for (const o of union['options'] as SchemaNode[]) {
+    const n = unwrap(o);
+    if (typeof step === 'number' ? n.type === 'array' : n.type === 'record' || ((n.type === 'object' || n.type === 'strict_object') && String(step) in (n['entries'] as object))) return n;
   }
-  node = unwrap(node);
-  const def = (node as { _zod: { def: Record<string, unknown> } })._zod.def;
-  return def['type'] === 'object' ? Object.keys(def['shape'] as object) : [];
+  return undefined;
+}
+
+/** The schema at `path` (list indexes and record keys step into their entries), or null. */
+function schemaAt(schema: Schema, path: readonly PropertyKey[]): SchemaNode | null {
+  let node: SchemaNode | undefined = schema as unknown as SchemaNode;
+  for (const step of path) {
+    let n: SchemaNode | undefined = unwrap(node);
+    if (n.type === 'union') n = optionFor(n, step);
+    if (n === undefined) return null;
+    if (n.type === 'object' || n.type === 'strict_object') node = (n['entries'] as Record<string, SchemaNode>)[String(step)];
+    else if (n.type === 'array') node = n['item'] as SchemaNode;
+    else if (n.type === 'record') node = n['value'] as SchemaNode;
+    else return null;
+    if (node === undefined) return null;
+  }
+  return node;
+}
+
+/** The keys an object schema at `path` accepts (for "did you mean"); for "a string or an object", the object's. */
+export function knownKeysAt(schema: Schema, path: readonly PropertyKey[]): string[] {
+  const node = schemaAt(schema, path);
+  if (node === null) return [];
+  const n = unwrap(node);
+  const objects = n.type === 'union' ? (n['options'] as SchemaNode[]).map(unwrap) : [n];
+  return objects.flatMap((o) => (o.type === 'object' || o.type === 'strict_object' ? Object.keys(o['entries'] as object) : []));
 }
 
 /** Levenshtein distance, for key suggestions. */
@@ -113,19 +172,60 @@ export function closest(key: string, known: readonly string[]): string | null {
   return best !== null && bestD <= Math.max(2, Math.floor(best.length / 3)) ? best : null;
 }
 
-/** Turn zod issues into ours (path + message). */
-export function toConfigIssues(schema: z.ZodType, issues: readonly z.core.$ZodIssue[]): ConfigIssue[] {
-  return issues.map((i) => ({
-    path: i.path.map((p) => (typeof p === 'symbol' ? String(p) : p)),
-    message: describe(i, i.code === 'unrecognized_keys' ? knownKeysAt(schema, i.path) : []),
-  }));
+/**
+ * Issues with their whole key paths. A union none of whose options took the input reports the
+ * options' issues below it; when an option took the input's shape and failed inside it
+ * (`listen: [{ adress: ... }]`), those inner issues are the ones that say what is wrong.
+ */
+function flatten(issues: readonly Issue[], prefix: ReadonlyArray<string | number>): Array<{ issue: Issue; path: Array<string | number> }> {
+  const out: Array<{ issue: Issue; path: Array<string | number> }> = [];
+  for (const issue of issues) {
+    const path = [...prefix, ...(issue.path ?? []).map((p) => p.key as string | number)];
+    const inner = issue.type === 'union' ? (issue.issues ?? []).filter((sub) => sub.path !== undefined) : [];
+    if (inner.length > 0) out.push(...flatten(inner, path));
+    else out.push({ issue, path });
+  }
+  return out;
+}
+
+/**
+ * Turn valibot issues into ours (path + message). valibot names the first unknown key of an
+ * object; the issue carries the object, so every unknown key of it is named, in one issue.
+ */
+export function toConfigIssues(schema: Schema, issues: readonly Issue[]): SchemaIssue[] {
+  const out: SchemaIssue[] = [];
+  for (const { issue: i, path } of flatten(issues, [])) {
+    const last = i.path?.at(-1);
+    if (i.type === 'strict_object' && i.expected === 'never' && last !== undefined) {
+      const parent = path.slice(0, -1);
+      const known = knownKeysAt(schema, parent);
+      const unknown = Object.keys(last.input as object).filter((k) => !known.includes(k));
+      const message = unknown
+        .map((k) => {
+          const near = closest(k, known);
+          return `unknown key ${JSON.stringify(k)}${near ? ` (did you mean ${JSON.stringify(near)}?)` : ''}`;
+        })
+        .join('; ');
+      out.push({ path: parent, message, unknownKey: unknown[0] ?? String(last.key) });
+      continue;
+    }
+    // A bad record key (an upstream's name) is reported at the key.
+    out.push({ path, message: describe(i, () => (schemaAt(schema, path) as { expects?: string } | null)?.expects ?? null) });
+  }
+  return out;
+}
+
+/** Validate `input`: the output with every default filled in, or every issue. */
+export function check<S extends Schema>(schema: S, input: unknown): { ok: true; value: v.InferOutput<S> } | { ok: false; issues: SchemaIssue[] } {
+  const r = safeParse(schema, input);
+  return r.success ? { ok: true, value: r.output } : { ok: false, issues: toConfigIssues(schema, r.issues) };
 }
 
 /** Parse `input` with `schema`, or throw one ConfigError listing every issue (`what` prefixes paths). */
-export function parseOrThrow<S extends z.ZodType>(schema: S, input: unknown, what = ''): z.output<S> {
-  const r = schema.safeParse(input, { reportInput: true });
-  if (r.success) return r.data;
-  const issues = toConfigIssues(schema, r.error.issues);
+export function parseOrThrow<S extends Schema>(schema: S, input: unknown, what = ''): v.InferOutput<S> {
+  const r = check(schema, input);
+  if (r.ok) return r.value;
+  const issues: ConfigIssue[] = r.issues.map(({ path, message }) => ({ path, message }));
   const lines = issues.map((i) => {
     const path = formatPath([...(what ? [what] : []), ...i.path]);
     return path ? `${path}: ${i.message}` : i.message;
@@ -165,48 +265,43 @@ export interface SchemaKey {
  * Every key of an object schema, depth first: records as `<name>`, lists as `[]`. The
  * reference doc is checked against this list.
  */
-export function schemaKeys(schema: z.ZodType): SchemaKey[] {
+export function schemaKeys(schema: Schema): SchemaKey[] {
   const out: SchemaKey[] = [];
-  const defOf = (n: unknown): Record<string, unknown> => (n as { _zod: { def: Record<string, unknown> } })._zod.def;
-  const metaOf = (n: unknown): Record<string, unknown> | undefined =>
-    (n as { meta?: () => Record<string, unknown> | undefined }).meta?.();
-  const visit = (node: unknown, path: string): void => {
+  const visit = (node: SchemaNode, path: string): void => {
     let description = '';
     let def: unknown;
     let unit: string | null = null;
     let n = node;
     for (;;) {
-      const m = metaOf(n);
-      if (m) {
-        if (!description && typeof m['description'] === 'string') description = m['description'];
-        if (unit === null && typeof m['unit'] === 'string') unit = m['unit'];
+      // A pipe is its schema spread, plus the actions: the description and metadata are there.
+      for (const item of (n['pipe'] as SchemaNode[] | undefined) ?? []) {
+        if (!description && item.type === 'description') description = item['description'] as string;
+        const meta = item.type === 'metadata' ? (item['metadata'] as Record<string, unknown>) : undefined;
+        if (unit === null && typeof meta?.['unit'] === 'string') unit = meta['unit'];
       }
-      const d = defOf(n);
-      if (d['type'] === 'default') def ??= d['defaultValue'];
-      if (d['type'] === 'default' || d['type'] === 'optional' || d['type'] === 'nullable' || d['type'] === 'readonly' || d['type'] === 'prefault') n = d['innerType'];
-      else if (d['type'] === 'pipe') n = d['in'];
-      else break;
+      if (n.type !== 'optional' && n.type !== 'nullable' && n.type !== 'nullish') break;
+      if (n.type === 'optional') def ??= n['default'];
+      n = n['wrapped'] as SchemaNode;
     }
-    const d = defOf(n);
     if (path !== '') out.push({ path, description, default: def, unit });
-    if (d['type'] === 'object') {
-      for (const [k, v] of Object.entries(d['shape'] as Record<string, unknown>)) visit(v, path === '' ? k : `${path}.${k}`);
-    } else if (d['type'] === 'array') {
-      visitElements(d, path);
-    } else if (d['type'] === 'union') {
+    if (n.type === 'object' || n.type === 'strict_object') {
+      for (const [k, child] of Object.entries(n['entries'] as Record<string, SchemaNode>)) visit(child, path === '' ? k : `${path}.${k}`);
+    } else if (n.type === 'array') {
+      visitElements(n, path);
+    } else if (n.type === 'union') {
       // "One entry, or a list of them" (listen): the entries' keys.
-      for (const o of d['options'] as unknown[]) if (defOf(o)['type'] === 'array') visitElements(defOf(o), path);
-    } else if (d['type'] === 'record') {
-      visit(d['valueType'], `${path}.<name>`);
+      for (const o of n['options'] as SchemaNode[]) if (o.type === 'array') visitElements(o, path);
+    } else if (n.type === 'record') {
+      visit(n['value'] as SchemaNode, `${path}.<name>`);
     }
   };
-  const visitElements = (array: Record<string, unknown>, path: string): void => {
-    const el = defOf(array['element']);
-    if (el['type'] === 'object') visit(array['element'], `${path}[]`);
+  const visitElements = (array: SchemaNode, path: string): void => {
+    const el = unwrap(array['item'] as SchemaNode);
+    if (el.type === 'object' || el.type === 'strict_object') visit(el, `${path}[]`);
     // A list of "a string, or an object": the object's keys.
-    else if (el['type'] === 'union') for (const o of el['options'] as unknown[]) if (defOf(o)['type'] === 'object') visit(o, `${path}[]`);
+    else if (el.type === 'union') for (const o of el['options'] as SchemaNode[]) if (o.type === 'strict_object' || o.type === 'object') visit(o, `${path}[]`);
   };
-  visit(schema, '');
+  visit(schema as unknown as SchemaNode, '');
   // A list of objects and a record of objects are listed by their entries' keys.
   return out.filter((k) => !k.path.endsWith('[]') && !k.path.endsWith('.<name>') || k.description !== '');
 }

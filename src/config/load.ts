@@ -15,7 +15,7 @@ import { createRequire } from 'node:module';
 import type * as Yaml from 'yaml';
 import type { Node as YamlNode } from 'yaml';
 import { ConfigError, type ConfigIssue } from '../errors.js';
-import { formatPath, knownKeysAt, toConfigIssues } from './issues.js';
+import { check, formatPath, knownKeysAt } from './issues.js';
 import { configSchema, type GatewayConfig } from './schema.js';
 
 // yaml is loaded when a config file or a YAML-valued override is read, not by `serve` with flags.
@@ -104,19 +104,15 @@ export function resolveConfig(sources: ConfigSources): GatewayConfig {
   if (file !== null && (raw === null || typeof raw !== 'object' || Array.isArray(raw))) {
     throw fail([{ path: [], message: 'the config file must be a mapping of keys (listen, upstreams, sites)', where: `${file.path}:1:1` }]);
   }
-  const r = configSchema.safeParse(raw, { reportInput: true });
-  if (!r.success) {
-    const mine = toConfigIssues(configSchema, r.error.issues);
-    r.error.issues.forEach((zi, n) => {
-      const i = mine[n]!;
-      const origin = originOf(origins, i.path);
-      const key = zi.code === 'unrecognized_keys' ? zi.keys[0] : undefined;
-      const where = origin ?? locate(i.path, key);
+  const r = check(configSchema, raw);
+  if (!r.ok) {
+    for (const { unknownKey, ...i } of r.issues) {
+      const where = originOf(origins, i.path) ?? locate(i.path, unknownKey);
       issues.push(where === undefined ? i : { ...i, where });
-    });
+    }
     throw fail(issues);
   }
-  return file === null ? r.data : resolvePaths(r.data, dirname(resolve(file.path)));
+  return file === null ? r.value : resolvePaths(r.value, dirname(resolve(file.path)));
 }
 
 /** The env or flag that set `path` or one of its parents. */

@@ -30,7 +30,7 @@ const READ_BUFFER_SIZE = 64 * 1024;
 export type { PoolOptions, ResolvedPoolOptions } from '../config/schema.js';
 
 /** Defaults (ms / bytes), from the schema. */
-export const POOL_DEFAULTS: ResolvedPoolOptions = deepFreeze(poolSchema.parse({}));
+export const POOL_DEFAULTS: ResolvedPoolOptions = deepFreeze(parseOrThrow(poolSchema, {}));
 
 /** Validate and default pool options; throws ConfigError naming the bad field. */
 export function resolvePoolOptions(input: PoolOptions = {}, path = 'pool'): ResolvedPoolOptions {

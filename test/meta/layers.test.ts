@@ -31,7 +31,7 @@ const allowed: Record<string, string[]> = {
   bench: ['bench', 'protocol', 'fpm', 'errors', 'version'],
 };
 /**
- * The schema and its helpers are leaves like errors.ts (zod and each other only): every layer
+ * The schema and its helpers are leaves like errors.ts (valibot and each other only): every layer
  * above the pure ones validates its options through them. config/load.ts, which reads files,
  * is not a leaf (only server.ts and cli/ may import it).
  */

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { resolveHandlerOptions } from '../../../src/config/options.js';
-import { closest, knownKeysAt } from '../../../src/config/issues.js';
+import { check, closest, knownKeysAt, parseOrThrow } from '../../../src/config/issues.js';
 import { configSchema, handlerSchema } from '../../../src/config/schema.js';
 import { ConfigError } from '../../../src/errors.js';
 import { POOL_DEFAULTS, resolvePoolOptions } from '../../../src/upstream/pool.js';
@@ -61,15 +61,15 @@ test('"did you mean": near keys are suggested, unrelated ones are not', () => {
 
 test('config file schema: route kinds, unknown upstream names, duplicate hosts', () => {
   const site = (routes: unknown[], extra = {}) => ({ root: '/srv', routes, ...extra });
-  const ok = configSchema.parse({ upstreams: { app: { servers: ['unix:/a.sock'] } }, sites: [site([{ path: '/', php: { upstream: 'app' } }])] });
+  const ok = parseOrThrow(configSchema, { upstreams: { app: { servers: ['unix:/a.sock'] } }, sites: [site([{ path: '/', php: { upstream: 'app' } }])] });
   assert.deepEqual(ok.listen, [{ address: '127.0.0.1:8080', tls: null, http2: true, mode: '0660', redirectToHttps: false }], 'a string listener is the object with defaults');
   assert.equal(ok.sites[0]!.hosts[0], '*');
   assert.equal(ok.upstreams['app']!.balance, 'least_conn');
   assert.equal(ok.sites[0]!.routes[0]!.php!.maxBodySize, 1024 ** 3);
   const bad = (c: unknown): string[] => {
-    const r = configSchema.safeParse(c);
-    assert.ok(!r.success, 'rejected');
-    return r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    const r = check(configSchema, c);
+    assert.ok(!r.ok, 'rejected');
+    return r.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
   };
   assert.match(bad({ sites: [site([{ path: '/', php: { upstream: 'app' } }])] })[0]!, /sites\.0\.routes\.0\.php\.upstream: no upstream named "app" \(none defined/);
   assert.match(bad({ sites: [site([{ path: '/', static: {}, redirect: { to: '/x' } }])] })[0]!, /exactly one of .*found static and redirect/);
@@ -77,5 +77,35 @@ test('config file schema: route kinds, unknown upstream names, duplicate hosts',
   assert.match(bad({ sites: [site([{ path: '/', static: {} }], { hosts: ['a.test'] }), site([{ path: '/', static: {} }], { hosts: ['A.test'] })] })[0]!, /sites\.1\.hosts\.0: host "A\.test" is already served by site 0/);
   assert.match(bad({ sites: [{ routes: [{ path: '/', static: {} }] }] })[0]!, /needs a root/);
   // An address inline needs no upstreams entry.
-  assert.ok(configSchema.safeParse({ sites: [site([{ path: '/', php: { upstream: '127.0.0.1:9000' } }])] }).success);
+  assert.ok(check(configSchema, { sites: [site([{ path: '/', php: { upstream: '127.0.0.1:9000' } }])] }).ok);
+});
+
+test('issue messages: unions say what each option takes, or what failed inside the one that took the input', () => {
+  const site = { root: '/srv', routes: [{ path: '/', static: {} }] };
+  const bad = (c: Record<string, unknown>): string[] => {
+    const r = check(configSchema, { sites: [site], ...c });
+    assert.ok(!r.ok, `rejected: ${JSON.stringify(c)}`);
+    return r.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+  };
+  assert.deepEqual(bad({ listen: 5 }), ['listen: expected a string, an object or a list, found 5 (a number)']);
+  assert.deepEqual(bad({ listen: [{ adress: ':1' }] }), ['listen.0.address: is required (expected a string)', 'listen.0: unknown key "adress" (did you mean "address"?)']);
+  assert.deepEqual(bad({ accessLog: 'xml' }), ['accessLog: expected one of "json", "pretty" or false, found "xml" (a string)']);
+  assert.deepEqual(bad({ workers: 'many' }), ['workers: expected a number or "auto", found "many" (a string)']);
+  assert.deepEqual(bad({ workers: 1.5 }), ['workers: expected an integer, found 1.5 (a number)']);
+  assert.deepEqual(bad({ sites: [{ ...site, routes: [{ path: '/', redirect: { to: '/x', status: 304 } }] }] }), [
+    'sites.0.routes.0.redirect.status: expected one of 301, 302, 303, 307, 308, found 304 (a number)',
+  ]);
+  assert.deepEqual(bad({ sites: [] }), ['sites: expected at least one site']);
+});
+
+test('every unknown key of an object is named in one issue, and the first is kept for locating it in a file', () => {
+  const r = check(handlerSchema, { root: '/srv', upstream: 'x:1', pool: { conections: 3, keepalive: true, zzzzz: 1 } });
+  assert.ok(!r.ok, 'rejected');
+  assert.equal(r.issues.length, 1);
+  assert.deepEqual(r.issues[0]!.path, ['pool']);
+  assert.equal(r.issues[0]!.message, 'unknown key "conections" (did you mean "connections"?); unknown key "keepalive" (did you mean "keepAlive"?); unknown key "zzzzz"');
+  assert.equal(r.issues[0]!.unknownKey, 'conections');
+  // Known keys reach through "a string or an object" (a listen entry, an upstream server).
+  assert.ok(knownKeysAt(configSchema, ['listen', 0]).includes('redirectToHttps'));
+  assert.ok(knownKeysAt(configSchema, ['upstreams', 'app', 'servers', 0]).includes('weight'));
 });
