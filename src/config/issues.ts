@@ -46,7 +46,18 @@ function alternatives(issue: Issue): string[] {
   const parts: string[] = [];
   for (const sub of issue.issues ?? []) {
     if (sub.path !== undefined || sub.kind !== 'schema') continue;
-    const more = sub.type === 'union' ? alternatives(sub) : [sub.type === 'picklist' ? `one of ${options(sub.expected)}` : sub.type === 'literal' ? String(sub.expected) : typeName(sub.expected)];
+    const more =
+      sub.type === 'union'
+        ? alternatives(sub)
+        : sub.type === 'picklist'
+          ? [`one of ${options(sub.expected)}`]
+          : sub.type === 'literal'
+            ? [String(sub.expected)]
+            : sub.type === 'boolean'
+              ? ['true', 'false']
+              : sub.type === 'custom'
+                ? [sub.message.replace(/^expected /, '')]
+                : [typeName(sub.expected)];
     for (const p of more) if (!parts.includes(p)) parts.push(p);
   }
   return parts;
@@ -72,8 +83,11 @@ function describe(issue: Issue, expectsAt: () => string | null): string {
     case 'null':
       if (input === undefined) return `is required (expected ${typeName(issue.expected)})`;
       return `expected ${typeName(issue.expected)}, found ${found(input)}`;
-    case 'integer':
+    case 'safe_integer':
       return `expected an integer, found ${found(input)}`;
+    case 'custom':
+      // The mapping checks of object() and names(): what was found, unless it was a mapping.
+      return input !== null && typeof input === 'object' && !Array.isArray(input) ? issue.message : `${issue.message}, found ${found(input)}`;
     case 'min_value':
       return `expected ≥ ${String(issue.requirement)}, found ${found(input)}`;
     case 'max_value':
@@ -102,20 +116,42 @@ function describe(issue: Issue, expectsAt: () => string | null): string {
 
 type SchemaNode = { readonly type: string; readonly [k: string]: unknown };
 
-/** Past the wrappers that do not change the shape: optional, nullable (pipes are spread into their schema). */
+/**
+ * The schema a pipe ends in (`object()` is a check for a mapping piped into a strict object; a
+ * described schema is a pipe of it and its description), or null when `n` is not a pipe.
+ */
+function piped(n: SchemaNode): SchemaNode | null {
+  const items = (n['pipe'] as SchemaNode[] | undefined) ?? [];
+  const last = [...items].reverse().find((item) => item['kind'] === 'schema');
+  return last === undefined || last === n ? null : last;
+}
+
+/** Past the wrappers that do not change the shape: pipes, optional, nullable. */
 function unwrap(node: SchemaNode): SchemaNode {
   let n = node;
-  while (n.type === 'optional' || n.type === 'nullable' || n.type === 'nullish') n = n['wrapped'] as SchemaNode;
-  return n;
+  for (;;) {
+    const inner = piped(n) ?? (n.type === 'optional' || n.type === 'nullable' || n.type === 'nullish' ? (n['wrapped'] as SchemaNode) : null);
+    if (inner === null) return n;
+    n = inner;
+  }
 }
 
 /** The option of a union that a step into it (`key`, or a list index) goes through. */
+const isObjectSchema = (n: SchemaNode): boolean => n.type === 'object' || n.type === 'strict_object';
+
 function optionFor(union: SchemaNode, step: PropertyKey): SchemaNode | undefined {
-  for (const o of union['options'] as SchemaNode[]) {
-    const n = unwrap(o);
-    if (typeof step === 'number' ? n.type === 'array' : n.type === 'record' || ((n.type === 'object' || n.type === 'strict_object') && String(step) in (n['entries'] as object))) return n;
+  for (const n of optionsOf(union)) {
+    if (typeof step === 'number' ? n.type === 'array' : n.type === 'record' || (isObjectSchema(n) && String(step) in (n['entries'] as object))) return n;
   }
   return undefined;
+}
+
+/** A union's options, unwrapped, nested unions flattened. */
+function optionsOf(union: SchemaNode): SchemaNode[] {
+  return (union['options'] as SchemaNode[]).flatMap((o) => {
+    const n = unwrap(o);
+    return n.type === 'union' ? optionsOf(n) : [n];
+  });
 }
 
 /** The schema at `path` (list indexes and record keys step into their entries), or null. */
@@ -139,8 +175,8 @@ export function knownKeysAt(schema: Schema, path: readonly PropertyKey[]): strin
   const node = schemaAt(schema, path);
   if (node === null) return [];
   const n = unwrap(node);
-  const objects = n.type === 'union' ? (n['options'] as SchemaNode[]).map(unwrap) : [n];
-  return objects.flatMap((o) => (o.type === 'object' || o.type === 'strict_object' ? Object.keys(o['entries'] as object) : []));
+  const objects = n.type === 'union' ? optionsOf(n) : [n];
+  return objects.flatMap((o) => (isObjectSchema(o) ? Object.keys(o['entries'] as object) : []));
 }
 
 /** Levenshtein distance, for key suggestions. */
@@ -173,17 +209,31 @@ export function closest(key: string, known: readonly string[]): string | null {
 }
 
 /**
- * Issues with their whole key paths. A union none of whose options took the input reports the
- * options' issues below it; when an option took the input's shape and failed inside it
- * (`listen: [{ adress: ... }]`), those inner issues are the ones that say what is wrong.
+ * Issues with their whole key paths. A union none of whose options took the input reports its
+ * options' issues; when an option took the input's shape and failed inside it (`listen: [{
+ * adress: ... }]`), those inner issues are the ones that say what is wrong.
  */
 function flatten(issues: readonly Issue[], prefix: ReadonlyArray<string | number>): Array<{ issue: Issue; path: Array<string | number> }> {
   const out: Array<{ issue: Issue; path: Array<string | number> }> = [];
   for (const issue of issues) {
     const path = [...prefix, ...(issue.path ?? []).map((p) => p.key as string | number)];
-    const inner = issue.type === 'union' ? (issue.issues ?? []).filter((sub) => sub.path !== undefined) : [];
+    const inner = issue.type === 'union' ? deeper(issue) : [];
     if (inner.length > 0) out.push(...flatten(inner, path));
     else out.push({ issue, path });
+  }
+  return out;
+}
+
+/**
+ * The issues of a union's options that took the input's type and failed further in: below it
+ * (a path), or a check on the value itself (`listen: ['']`: a string, but empty). Nested unions
+ * are looked into; their issues' paths are relative to the same value.
+ */
+function deeper(union: Issue): Issue[] {
+  const out: Issue[] = [];
+  for (const sub of union.issues ?? []) {
+    if (sub.path !== undefined || sub.kind !== 'schema') out.push(sub);
+    else if (sub.type === 'union') out.push(...deeper(sub));
   }
   return out;
 }
@@ -194,6 +244,8 @@ function flatten(issues: readonly Issue[], prefix: ReadonlyArray<string | number
  */
 export function toConfigIssues(schema: Schema, issues: readonly Issue[]): SchemaIssue[] {
   const out: SchemaIssue[] = [];
+  // Missing keys that an unknown key is a typo of: "did you mean" says it, "is required" would repeat it.
+  const meant = new Set<string>();
   for (const { issue: i, path } of flatten(issues, [])) {
     const last = i.path?.at(-1);
     if (i.type === 'strict_object' && i.expected === 'never' && last !== undefined) {
@@ -203,6 +255,7 @@ export function toConfigIssues(schema: Schema, issues: readonly Issue[]): Schema
       const message = unknown
         .map((k) => {
           const near = closest(k, known);
+          if (near !== null) meant.add(formatPath([...parent, near]));
           return `unknown key ${JSON.stringify(k)}${near ? ` (did you mean ${JSON.stringify(near)}?)` : ''}`;
         })
         .join('; ');
@@ -210,9 +263,16 @@ export function toConfigIssues(schema: Schema, issues: readonly Issue[]): Schema
       continue;
     }
     // A bad record key (an upstream's name) is reported at the key.
-    out.push({ path, message: describe(i, () => (schemaAt(schema, path) as { expects?: string } | null)?.expects ?? null) });
+    out.push({ path, message: describe(i, () => expectsOf(schemaAt(schema, path))) });
   }
-  return out;
+  return out.filter((i) => !(i.message.startsWith('is required') && meant.has(formatPath(i.path))));
+}
+
+/** The type a schema expects (`string`, `Object`), for a missing key. */
+function expectsOf(node: SchemaNode | null): string | null {
+  if (node === null) return null;
+  const n = unwrap(node);
+  return isObjectSchema(n) ? 'Object' : ((n['expects'] as string | undefined) ?? null);
 }
 
 /** Validate `input`: the output with every default filled in, or every issue. */
@@ -279,6 +339,11 @@ export function schemaKeys(schema: Schema): SchemaKey[] {
         const meta = item.type === 'metadata' ? (item['metadata'] as Record<string, unknown>) : undefined;
         if (unit === null && typeof meta?.['unit'] === 'string') unit = meta['unit'];
       }
+      const inner = piped(n);
+      if (inner !== null) {
+        n = inner;
+        continue;
+      }
       if (n.type !== 'optional' && n.type !== 'nullable' && n.type !== 'nullish') break;
       if (n.type === 'optional') def ??= n['default'];
       n = n['wrapped'] as SchemaNode;
@@ -290,7 +355,7 @@ export function schemaKeys(schema: Schema): SchemaKey[] {
       visitElements(n, path);
     } else if (n.type === 'union') {
       // "One entry, or a list of them" (listen): the entries' keys.
-      for (const o of n['options'] as SchemaNode[]) if (o.type === 'array') visitElements(o, path);
+      for (const o of n['options'] as SchemaNode[]) if (unwrap(o).type === 'array') visitElements(unwrap(o), path);
     } else if (n.type === 'record') {
       visit(n['value'] as SchemaNode, `${path}.<name>`);
     }
@@ -299,7 +364,7 @@ export function schemaKeys(schema: Schema): SchemaKey[] {
     const el = unwrap(array['item'] as SchemaNode);
     if (el.type === 'object' || el.type === 'strict_object') visit(el, `${path}[]`);
     // A list of "a string, or an object": the object's keys.
-    else if (el.type === 'union') for (const o of el['options'] as SchemaNode[]) if (o.type === 'strict_object' || o.type === 'object') visit(o, `${path}[]`);
+    else if (el.type === 'union') for (const o of el['options'] as SchemaNode[]) if (isObjectSchema(unwrap(o))) visit(o, `${path}[]`);
   };
   visit(schema as unknown as SchemaNode, '');
   // A list of objects and a record of objects are listed by their entries' keys.

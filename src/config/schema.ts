@@ -18,6 +18,30 @@ import { parseDuration, parseSize } from './units.js';
 /** `schema` with its description (schemaKeys reads it; docs/configuration.md is held to it). */
 const doc = <S extends v.GenericSchema>(schema: S, description: string) => v.pipe(schema, v.description(description));
 
+/** A mapping of keys: valibot's objects and records take any non-null object, lists too. */
+export const isMapping = (x: unknown): x is Record<string, unknown> => x !== null && typeof x === 'object' && !Array.isArray(x);
+/** Names a record would drop without a word (valibot skips them, against prototype pollution). */
+const RESERVED_NAMES = ['__proto__', 'constructor', 'prototype'];
+
+/** An object of these keys and no others; a list is refused, not read as an object with keys 0, 1, ... */
+function object<const E extends v.ObjectEntries>(entries: E) {
+  const schema = v.strictObject(entries);
+  return v.pipe(v.custom<v.InferInput<typeof schema>>(isMapping, 'expected an object'), schema);
+}
+
+/** A record (names chosen by the user); a list is refused, and so are the names a record would drop. */
+function names<K extends v.GenericSchema<string, string | number | symbol>, V extends v.GenericSchema>(key: K, value: V) {
+  const schema = v.record(key, value);
+  return v.pipe(
+    v.custom<v.InferInput<typeof schema>>(isMapping, 'expected an object'),
+    v.custom<v.InferInput<typeof schema>>(
+      (x) => !RESERVED_NAMES.some((n) => Object.hasOwn(x as object, n)),
+      (issue) => `${RESERVED_NAMES.filter((n) => Object.hasOwn(issue.input as object, n)).map((n) => JSON.stringify(n)).join(', ')} cannot be used as a name`,
+    ),
+    schema,
+  );
+}
+
 /** A number, or a string with a unit that `parse` understands; `expected` says which. */
 const withUnit = (parse: (v: number | string) => number | null, expected: string, unit: 'size' | 'duration') => (def: number, description: string) =>
   v.optional(
@@ -42,14 +66,14 @@ export const size = withUnit(parseSize, 'a size: bytes, or a number with k, m or
 /** A duration: milliseconds, or a string with a unit. */
 export const duration = withUnit(parseDuration, 'a duration: ms, or a number with ms, s, m or h (500ms, 30s)', 'duration');
 
-const count = (min: number, def: number, description: string) => v.optional(doc(v.pipe(v.number(), v.integer(), v.minValue(min)), description), def);
+const count = (min: number, def: number, description: string) => v.optional(doc(v.pipe(v.number(), v.safeInteger(), v.minValue(min)), description), def);
 const flag = (def: boolean, description: string) => v.optional(doc(v.boolean(), description), def);
 const strings = (def: readonly string[], description: string) => v.optional(doc(v.pipe(v.array(v.string()), v.readonly()), description), [...def]);
 /** null unless given (a nullable key whose default is null). */
 const orNull = <S extends v.GenericSchema>(schema: S, description: string) => v.optional(doc(v.nullable(schema), description), null);
 const text = (description: string) => doc(v.pipe(v.string(), v.minLength(1, 'expected a non-empty string')), description);
 const startsWithSlash = (message: string) => v.pipe(v.string(), v.startsWith('/', message));
-const stringMap = (description: string) => v.optional(doc(v.record(v.string(), v.string()), description), {});
+const stringMap = (description: string) => v.optional(doc(names(v.string(), v.string()), description), {});
 
 /**
  * An options type whose lists may be readonly: valibot's `readonly()` marks the output only, and
@@ -75,7 +99,7 @@ export const poolShape = {
   retryBufferSize: size(65_536, 'Streamed request-body bytes kept so that a request can be replayed on a fresh connection after a stale one failed.'),
   probeLimits: flag(true, 'Ask the responder for FCGI_MAX_CONNS before the first connection and cap connections to it.'),
 };
-export const poolSchema = v.strictObject(poolShape);
+export const poolSchema = object(poolShape);
 /** Options of `ConnectionPool`. Durations in ms (0 disables) or with units, sizes in bytes or with units. */
 export type PoolOptions = v.InferInput<typeof poolSchema>;
 export type ResolvedPoolOptions = Readonly<v.InferOutput<typeof poolSchema>>;
@@ -83,7 +107,7 @@ export type ResolvedPoolOptions = Readonly<v.InferOutput<typeof poolSchema>>;
 // ─── php route (the handler) ─────────────────────────────────────────────────────────────────
 
 const sendfileSchema = orNull(
-  v.strictObject({
+  object({
     header: doc(v.pipe(v.string(), v.regex(/^[A-Za-z0-9-]+$/, 'expected a header name')), 'Response header that names the file (X-Accel-Redirect, X-Sendfile).'),
     root: doc(startsWithSlash('expected an absolute directory path'), 'Directory the named file must be inside; the header value is a path under it.'),
   }),
@@ -145,7 +169,7 @@ const handlerShape = {
   pool: v.optional(doc(poolSchema, 'Upstream pool settings.'), {}),
   ...phpShape,
 };
-export const handlerSchema = v.strictObject(handlerShape);
+export const handlerSchema = object(handlerShape);
 /** Options of `createFastCgiHandler`. */
 export type HandlerOptions = ReadonlyLists<v.InferInput<typeof handlerSchema>>;
 export type ResolvedHandlerOptions = Readonly<v.InferOutput<typeof handlerSchema>>;
@@ -174,25 +198,25 @@ export const serverShape = {
   maxRequestHead: size(32 * 1024, 'Largest request head in all, else 431.'),
   shutdownTimeout: duration(30_000, 'On shutdown, how long running requests and open tunnels may go on before they are cut (0: as long as they take).'),
 };
-export const serverSchema = v.strictObject({ ...handlerShape, ...serverShape });
+export const serverSchema = object({ ...handlerShape, ...serverShape });
 /** Options of `startGatewayServer` that the schema checks. */
 export type ServerOptions = ReadonlyLists<v.InferInput<typeof serverSchema>>;
 
 // ─── the config file ─────────────────────────────────────────────────────────────────────────
 
-const tlsFiles = v.strictObject({
+const tlsFiles = object({
   cert: text('PEM certificate chain file (re-read on reload).'),
   key: text('PEM private key file (re-read on reload).'),
 });
 
-const listenerSchema = v.strictObject({
+const listenerSchema = object({
   address: text('HOST:PORT, [v6]:PORT, :PORT, PORT or unix:/path.sock.'),
   tls: orNull(tlsFiles, "Serve HTTPS with this certificate, the default for hosts without one of their site's own (null: plain HTTP)."),
   http2: flag(true, 'Offer HTTP/2 through ALPN on a TLS listener (HTTP/1.1 is served on the same port either way).'),
   mode: v.optional(doc(v.pipe(v.string(), v.regex(/^0?[0-7]{3}$/, 'expected an octal mode such as "0660"')), 'Permissions of a unix socket.'), '0660'),
   redirectToHttps: v.optional(
     doc(
-      v.union([v.boolean(), v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(65535))]),
+      v.union([v.boolean(), v.pipe(v.number(), v.safeInteger(), v.minValue(1), v.maxValue(65535))]),
       'Answer every request with a 308 to https:// on the same host: true (port 443, or the first TLS listener\'s), or a port.',
     ),
     false,
@@ -214,13 +238,13 @@ export const isInlineAddress = (s: string): boolean => s.startsWith('unix:') || 
 
 const serverEntry = v.union([
   addressText('unix:/path.sock or host:port.'),
-  v.strictObject({
+  object({
     address: addressText('unix:/path.sock or host:port.'),
-    weight: v.optional(doc(v.pipe(v.number(), v.integer(), v.minValue(1)), 'Share of the requests, relative to the other servers.'), 1),
+    weight: v.optional(doc(v.pipe(v.number(), v.safeInteger(), v.minValue(1)), 'Share of the requests, relative to the other servers.'), 1),
   }),
 ]);
 
-const upstreamSchema = v.strictObject({
+const upstreamSchema = object({
   servers: doc(
     v.pipe(v.array(serverEntry), v.minLength(1, 'expected at least one server')),
     'FastCGI servers: "unix:/path.sock", "host:port", or { address, weight }. Each is its own php-fpm pool; connections applies to each.',
@@ -232,7 +256,7 @@ const upstreamSchema = v.strictObject({
   maxFails: count(0, 1, 'Failed connects within failTimeout that mark a server down for failTimeout (nginx max_fails; 0: never marked down).'),
   failTimeout: duration(10_000, 'The window for maxFails, and how long a server stays marked down (nginx fail_timeout).'),
   health: orNull(
-    v.strictObject({
+    object({
       path: v.optional(doc(startsWithSlash('expected a URL path starting with /'), "php-fpm's ping.path."), '/ping'),
       interval: duration(5000, 'Time between checks of each server.'),
       timeout: duration(2000, 'A check slower than this fails.'),
@@ -249,13 +273,13 @@ const upstreamSchema = v.strictObject({
 
 // memoryBudget is the process's, set once at the top of the file.
 const { memoryBudget: _processWide, ...phpRouteShape } = phpShape;
-const phpRouteSchema = v.strictObject({
+const phpRouteSchema = object({
   upstream: text('Name from upstreams, or an address inline.'),
   root: v.optional(text("Document root of this route (default: the site's root).")),
   ...phpRouteShape,
 });
 
-const fastcgiRouteSchema = v.strictObject({
+const fastcgiRouteSchema = object({
   upstream: text('Name from upstreams, or an address inline (unix:/run/fcgiwrap.socket).'),
   script: doc(startsWithSlash('expected an absolute path'), 'SCRIPT_FILENAME for every request under the prefix.'),
   params: stringMap('Extra CGI params (GIT_PROJECT_ROOT, ...).'),
@@ -265,13 +289,13 @@ const fastcgiRouteSchema = v.strictObject({
   sendTimeout: phpShape.sendTimeout,
 });
 
-const staticRouteSchema = v.strictObject({
+const staticRouteSchema = object({
   root: v.optional(text("Directory served under the prefix (default: the site's root).")),
   index: v.optional(doc(v.array(v.string()), 'Index files tried for a directory.'), ['index.html']),
   statCacheTtl: duration(1000, 'How long a file or directory is remembered to exist, and a small file\'s bytes kept, saving a stat and a read per request (0: every time).'),
 });
 
-const redirectRouteSchema = v.strictObject({
+const redirectRouteSchema = object({
   to: text('Target URL or path.'),
   status: v.optional(doc(v.picklist([301, 302, 303, 307, 308]), 'Redirect status.'), 302),
   keepPath: flag(false, 'Append the path after the prefix, and the query, to the target.'),
@@ -279,17 +303,17 @@ const redirectRouteSchema = v.strictObject({
 
 const headersSchema = v.optional(
   doc(
-    v.strictObject({
+    object({
       add: stringMap('Headers appended to the response.'),
       set: stringMap('Headers that replace any the upstream sent.'),
       remove: strings([], 'Headers removed from the response.'),
     }),
     'Response headers to add, set or remove.',
   ),
-  {},
+  { add: {}, set: {}, remove: [] },
 );
 
-const proxyRouteSchema = v.strictObject({
+const proxyRouteSchema = object({
   url: doc(
     v.pipe(v.string(), v.regex(/^https?:\/\/[^/?#]+(\/[^?#]*)?$/i, 'expected an http:// or https:// URL')),
     'Upstream URL. Without a path the request URI is sent unchanged; with one ("http://h:3000/v1/"), the route prefix is replaced by it, as nginx proxy_pass does.',
@@ -308,6 +332,10 @@ const at = (parent: Record<string, unknown> | readonly unknown[], key: string | 
   Array.isArray(parent)
     ? { type: 'array', origin: 'value', input: parent, key: key as number, value: parent[key as number] }
     : { type: 'object', origin: 'value', input: parent as Record<string, unknown>, key: key as string, value: (parent as Record<string, unknown>)[key as string] };
+/** A value that should be a list or a mapping, as one (empty when it is not: its own issue says why). */
+const list = (x: unknown): readonly unknown[] => (Array.isArray(x) ? x : []);
+const fields = (x: unknown): Record<string, unknown> => (isMapping(x) ? x : {});
+
 /** The path from `root` down `keys`. */
 const pathOf = (root: unknown, ...keys: Array<string | number>): [v.IssuePathItem, ...v.IssuePathItem[]] => {
   const items: v.IssuePathItem[] = [];
@@ -320,7 +348,7 @@ const pathOf = (root: unknown, ...keys: Array<string | number>): [v.IssuePathIte
 };
 
 const routeSchema = v.pipe(
-  v.strictObject({
+  object({
     path: doc(startsWithSlash('expected a path prefix starting with /'), 'Path prefix; the longest matching prefix wins.'),
     php: v.optional(doc(phpRouteSchema, 'PHP scripts from a document root, as the nginx + php-fpm setup does.')),
     fastcgi: v.optional(doc(fastcgiRouteSchema, 'One fixed FastCGI script for every request under the prefix (fcgiwrap + git-http-backend).')),
@@ -332,8 +360,7 @@ const routeSchema = v.pipe(
     accessLog: flag(true, "Log this route's requests."),
   }),
   v.rawCheck(({ dataset, addIssue }) => {
-    if (!dataset.typed) return;
-    const r = dataset.value;
+    const r = fields(dataset.value);
     const kinds = ROUTE_KINDS.filter((k) => r[k] !== undefined);
     if (kinds.length !== 1) {
       addIssue({ message: `a route needs exactly one of ${ROUTE_KINDS.join(', ')}; ${kinds.length === 0 ? 'found none' : `found ${kinds.join(' and ')}`}` });
@@ -341,7 +368,7 @@ const routeSchema = v.pipe(
   }),
 );
 
-const siteSchema = v.strictObject({
+const siteSchema = object({
   hosts: v.optional(
     doc(v.pipe(v.array(v.pipe(v.string(), v.minLength(1, 'expected a non-empty string'))), v.minLength(1)), 'Host names: exact, "*.example.com", or "*" for the default site.'),
     ['*'],
@@ -352,7 +379,7 @@ const siteSchema = v.strictObject({
 });
 
 export const configSchema = v.pipe(
-  v.strictObject({
+  object({
     listen: doc(
       v.pipe(
         v.optional(v.union([listenEntry, v.pipe(v.array(listenEntry), v.minLength(1))]), ['127.0.0.1:8080']),
@@ -362,13 +389,13 @@ export const configSchema = v.pipe(
     ),
     workers: v.optional(
       doc(
-        v.union([v.pipe(v.number(), v.integer(), v.minValue(1)), v.literal('auto')]),
+        v.union([v.pipe(v.number(), v.safeInteger(), v.minValue(1)), v.literal('auto')]),
         'Worker processes sharing the listeners (node:cluster); "auto": one per core. Each upstream\'s connections are divided among them.',
       ),
       1,
     ),
     admin: orNull(
-      v.strictObject({
+      object({
         listen: v.optional(text('Address of the admin listener (loopback unless told otherwise).'), '127.0.0.1:9180'),
       }),
       'Admin listener with /healthz, /readyz and /metrics (null: off).',
@@ -387,45 +414,57 @@ export const configSchema = v.pipe(
     memoryBudget: phpShape.memoryBudget,
     tmpDir: phpShape.tmpDir,
     upstreams: v.optional(
-      doc(v.record(v.pipe(v.string(), v.regex(/^[A-Za-z0-9_.-]+$/, 'expected a name of letters, digits, _ . -')), upstreamSchema), 'Named FastCGI upstreams.'),
+      doc(names(v.pipe(v.string(), v.regex(/^[A-Za-z0-9_.-]+$/, 'expected a name of letters, digits, _ . -')), upstreamSchema), 'Named FastCGI upstreams.'),
       {},
     ),
     sites: doc(v.pipe(v.array(siteSchema), v.minLength(1, 'expected at least one site')), 'Sites, matched by Host.'),
   }),
+  // Also when other keys are wrong (every problem is reported at once), so each value's shape is
+  // checked before it is used.
   v.rawCheck(({ dataset, addIssue }) => {
-    if (!dataset.typed) return;
-    const c = dataset.value;
+    const c = fields(dataset.value);
+    const listen = list(c['listen']).map(fields);
+    const upstreams = fields(c['upstreams']);
+    const sites = list(c['sites']).map(fields);
     const addresses = new Set<string>();
-    c.listen.forEach((l, i) => {
-      // Port 0 (any free port, in tests) may be listed more than once.
-      if (addresses.has(l.address) && !l.address.endsWith(':0')) addIssue({ path: pathOf(c, 'listen', i), message: `${l.address} is listed twice`, input: l.address });
-      addresses.add(l.address);
-      if (l.tls !== null && l.redirectToHttps !== false) addIssue({ path: pathOf(c, 'listen', i, 'redirectToHttps'), message: 'a TLS listener cannot redirect to HTTPS', input: l.redirectToHttps });
+    listen.forEach((l, i) => {
+      const address = l['address'];
+      if (typeof address === 'string') {
+        // Port 0 (any free port, in tests) may be listed more than once.
+        if (addresses.has(address) && !address.endsWith(':0')) addIssue({ path: pathOf(c, 'listen', i), message: `${address} is listed twice`, input: address });
+        addresses.add(address);
+      }
+      const redirect = l['redirectToHttps'];
+      if (isMapping(l['tls']) && redirect !== false && redirect !== undefined) addIssue({ path: pathOf(c, 'listen', i, 'redirectToHttps'), message: 'a TLS listener cannot redirect to HTTPS', input: redirect });
     });
-    if (c.sites.some((s) => s.tls !== null) && !c.listen.some((l) => l.tls !== null)) {
-      addIssue({ path: pathOf(c, 'listen'), message: 'a site has tls but no listener does: give one listener tls, the default certificate', input: c.listen });
+    if (sites.some((s) => isMapping(s['tls'])) && !listen.some((l) => isMapping(l['tls']))) {
+      addIssue({ path: pathOf(c, 'listen'), message: 'a site has tls but no listener does: give one listener tls, the default certificate', input: c['listen'] });
     }
     const seen = new Map<string, number>();
-    c.sites.forEach((site, i) => {
-      site.hosts.forEach((h, j) => {
+    sites.forEach((site, i) => {
+      list(site['hosts']).forEach((h, j) => {
+        if (typeof h !== 'string') return;
         const key = h.toLowerCase();
         const first = seen.get(key);
         if (first !== undefined) addIssue({ path: pathOf(c, 'sites', i, 'hosts', j), message: `host ${JSON.stringify(h)} is already served by site ${first}`, input: h });
         else seen.set(key, i);
       });
-      site.routes.forEach((r, j) => {
+      list(site['routes']).forEach((route, j) => {
+        const r = fields(route);
         for (const kind of ['php', 'fastcgi'] as const) {
-          const up = r[kind]?.upstream;
-          if (up !== undefined && !isInlineAddress(up) && !(up in c.upstreams)) {
-            const names = Object.keys(c.upstreams);
+          const up = fields(r[kind])['upstream'];
+          // Own keys only: "toString" is not an upstream.
+          if (typeof up === 'string' && !isInlineAddress(up) && !Object.hasOwn(upstreams, up)) {
+            const defined = Object.keys(upstreams);
             addIssue({
               path: pathOf(c, 'sites', i, 'routes', j, kind, 'upstream'),
-              message: `no upstream named ${JSON.stringify(up)} (${names.length ? `defined: ${names.join(', ')}` : 'none defined'}; an address inline needs a ":" or "unix:")`,
+              message: `no upstream named ${JSON.stringify(up)} (${defined.length ? `defined: ${defined.join(', ')}` : 'none defined'}; an address inline needs a ":" or "unix:")`,
               input: up,
             });
           }
         }
-        if ((r.php && !r.php.root && !site.root) || (r.static && !r.static.root && !site.root)) {
+        const rootless = (kind: 'php' | 'static'): boolean => isMapping(r[kind]) && !fields(r[kind])['root'] && !site['root'];
+        if (rootless('php') || rootless('static')) {
           addIssue({ path: pathOf(c, 'sites', i, 'routes', j), message: 'this route needs a root (on the route or its site)', input: r });
         }
       });

@@ -88,7 +88,8 @@ test('issue messages: unions say what each option takes, or what failed inside t
     return r.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
   };
   assert.deepEqual(bad({ listen: 5 }), ['listen: expected a string, an object or a list, found 5 (a number)']);
-  assert.deepEqual(bad({ listen: [{ adress: ':1' }] }), ['listen.0.address: is required (expected a string)', 'listen.0: unknown key "adress" (did you mean "address"?)']);
+  // A typo of a required key: "did you mean" only, not also "is required".
+  assert.deepEqual(bad({ listen: [{ adress: ':1' }] }), ['listen.0: unknown key "adress" (did you mean "address"?)']);
   assert.deepEqual(bad({ accessLog: 'xml' }), ['accessLog: expected one of "json", "pretty" or false, found "xml" (a string)']);
   assert.deepEqual(bad({ workers: 'many' }), ['workers: expected a number or "auto", found "many" (a string)']);
   assert.deepEqual(bad({ workers: 1.5 }), ['workers: expected an integer, found 1.5 (a number)']);
@@ -108,4 +109,40 @@ test('every unknown key of an object is named in one issue, and the first is kep
   // Known keys reach through "a string or an object" (a listen entry, an upstream server).
   assert.ok(knownKeysAt(configSchema, ['listen', 0]).includes('redirectToHttps'));
   assert.ok(knownKeysAt(configSchema, ['upstreams', 'app', 'servers', 0]).includes('weight'));
+});
+
+test('a list is not an object or a map, names a map would drop are refused, integers are safe ones', () => {
+  const site = { root: '/srv', routes: [{ path: '/', static: {} }] };
+  const bad = (c: Record<string, unknown>): string[] => {
+    const r = check(configSchema, { sites: [site], ...c });
+    assert.ok(!r.ok, `rejected: ${JSON.stringify(c)}`);
+    return r.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+  };
+  // valibot's objects and records take lists; read as { 0: ... } they would switch features on.
+  assert.deepEqual(bad({ admin: [] }), ['admin: expected an object, found a list']);
+  assert.deepEqual(bad({ upstreams: [{ servers: ['x:1'] }] }), ['upstreams: expected an object, found a list']);
+  assert.deepEqual(bad({ sites: [{ ...site, routes: [{ path: '/', static: {}, headers: { add: ['X-A: b'] } }] }] }), ['sites.0.routes.0.headers.add: expected an object, found a list']);
+  // A record silently drops these keys: refused with a reason instead.
+  assert.deepEqual(bad({ upstreams: { prototype: { servers: ['x:1'] } } }), ['upstreams: "prototype" cannot be used as a name']);
+  assert.deepEqual(bad(JSON.parse('{"sites":[{"root":"/s","routes":[{"path":"/","php":{"upstream":"x:1","params":{"__proto__":"x"}}}]}]}')), [
+    'sites.0.routes.0.php.params: "__proto__" cannot be used as a name',
+  ]);
+  // An inherited property is not an upstream.
+  assert.match(bad({ sites: [{ ...site, routes: [{ path: '/', php: { upstream: 'toString' } }] }] })[0]!, /no upstream named "toString"/);
+  assert.deepEqual(bad({ workers: 2 ** 60 }), [`workers: expected an integer, found ${2 ** 60} (a number)`]);
+});
+
+test('the cross-field checks run when other keys are wrong too: every problem in one report', () => {
+  const r = check(configSchema, { lisen: ':1', workers: 'x', listen: [':1', ':1'], sites: [{ root: '/srv', routes: [{ path: '/', php: { upstream: 'app', indx: [] } }] }] });
+  assert.ok(!r.ok, 'rejected');
+  assert.deepEqual(
+    r.issues.map((i) => `${i.path.join('.')}: ${i.message}`),
+    [
+      'workers: expected a number or "auto", found "x" (a string)',
+      'sites.0.routes.0.php: unknown key "indx" (did you mean "index"?)',
+      ': unknown key "lisen" (did you mean "listen"?)',
+      'listen.1: :1 is listed twice',
+      'sites.0.routes.0.php.upstream: no upstream named "app" (none defined; an address inline needs a ":" or "unix:")',
+    ],
+  );
 });
