@@ -101,9 +101,8 @@ function describe(issue: Issue, expectsAt: () => string | null): string {
     case 'picklist':
     case 'literal':
       return `expected ${issue.type === 'picklist' ? `one of ${options(issue.expected)}` : issue.expected}, found ${found(input)}`;
-    case 'union': {
+    case 'union':
       return `expected ${either(alternatives(issue))}, found ${found(input)}`;
-    }
     case 'raw_check':
       return issue.message;
     default: {
@@ -136,9 +135,9 @@ function unwrap(node: SchemaNode): SchemaNode {
   }
 }
 
-/** The option of a union that a step into it (`key`, or a list index) goes through. */
 const isObjectSchema = (n: SchemaNode): boolean => n.type === 'object' || n.type === 'strict_object';
 
+/** The option of a union that a step into it (`key`, or a list index) goes through. */
 function optionFor(union: SchemaNode, step: PropertyKey): SchemaNode | undefined {
   for (const n of optionsOf(union)) {
     if (typeof step === 'number' ? n.type === 'array' : n.type === 'record' || (isObjectSchema(n) && String(step) in (n['entries'] as object))) return n;
@@ -161,7 +160,7 @@ function schemaAt(schema: Schema, path: readonly PropertyKey[]): SchemaNode | nu
     let n: SchemaNode | undefined = unwrap(node);
     if (n.type === 'union') n = optionFor(n, step);
     if (n === undefined) return null;
-    if (n.type === 'object' || n.type === 'strict_object') node = (n['entries'] as Record<string, SchemaNode>)[String(step)];
+    if (isObjectSchema(n)) node = (n['entries'] as Record<string, SchemaNode>)[String(step)];
     else if (n.type === 'array') node = n['item'] as SchemaNode;
     else if (n.type === 'record') node = n['value'] as SchemaNode;
     else return null;
@@ -262,7 +261,7 @@ export function toConfigIssues(schema: Schema, issues: readonly Issue[]): Schema
       out.push({ path: parent, message, unknownKey: unknown[0] ?? String(last.key) });
       continue;
     }
-    // A bad record key (an upstream's name) is reported at the key.
+    // Everything else, a bad record key (an upstream's name) included, at its own path.
     out.push({ path, message: describe(i, () => expectsOf(schemaAt(schema, path))) });
   }
   return out.filter((i) => !(i.message.startsWith('is required') && meant.has(formatPath(i.path))));
@@ -349,20 +348,20 @@ export function schemaKeys(schema: Schema): SchemaKey[] {
       n = n['wrapped'] as SchemaNode;
     }
     if (path !== '') out.push({ path, description, default: def, unit });
-    if (n.type === 'object' || n.type === 'strict_object') {
+    if (isObjectSchema(n)) {
       for (const [k, child] of Object.entries(n['entries'] as Record<string, SchemaNode>)) visit(child, path === '' ? k : `${path}.${k}`);
     } else if (n.type === 'array') {
       visitElements(n, path);
     } else if (n.type === 'union') {
       // "One entry, or a list of them" (listen): the entries' keys.
-      for (const o of n['options'] as SchemaNode[]) if (unwrap(o).type === 'array') visitElements(unwrap(o), path);
+      for (const o of optionsOf(n)) if (o.type === 'array') visitElements(o, path);
     } else if (n.type === 'record') {
       visit(n['value'] as SchemaNode, `${path}.<name>`);
     }
   };
   const visitElements = (array: SchemaNode, path: string): void => {
     const el = unwrap(array['item'] as SchemaNode);
-    if (el.type === 'object' || el.type === 'strict_object') visit(el, `${path}[]`);
+    if (isObjectSchema(el)) visit(el, `${path}[]`);
     // A list of "a string, or an object": the object's keys.
     else if (el.type === 'union') for (const o of el['options'] as SchemaNode[]) if (isObjectSchema(unwrap(o))) visit(o, `${path}[]`);
   };

@@ -7,7 +7,7 @@
  * every issue with its key path and the offending input, rejects unknown keys in strict objects
  * with the key named (the loader adds "did you mean"), transforms units in place, and its
  * schemas are plain objects that config/issues.ts walks for the key list. It is one module of
- * 200 KB: zod 4 is 95 modules and cost the serving process about 10 MiB (README, Performance).
+ * 200 KB: zod 4 is 95 modules and cost the serving process 8 MiB of idle RSS (README, Performance).
  *
  * Sizes take `64k`/`1m`/`1g` or bytes; durations `500ms`/`30s`/`5m` or ms (config/units.ts).
  * This module is a leaf, like errors.ts: any layer may import it; it reads no file or env.
@@ -19,21 +19,24 @@ import { parseDuration, parseSize } from './units.js';
 const doc = <S extends v.GenericSchema>(schema: S, description: string) => v.pipe(schema, v.description(description));
 
 /** A mapping of keys: valibot's objects and records take any non-null object, lists too. */
-export const isMapping = (x: unknown): x is Record<string, unknown> => x !== null && typeof x === 'object' && !Array.isArray(x);
+const isMapping = (x: unknown): x is Record<string, unknown> => x !== null && typeof x === 'object' && !Array.isArray(x);
 /** Names a record would drop without a word (valibot skips them, against prototype pollution). */
 const RESERVED_NAMES = ['__proto__', 'constructor', 'prototype'];
+
+/** A check for a mapping, put before an object or a record (config/issues.ts describes its issue). */
+const mapping = <T>() => v.custom<T>(isMapping, 'expected an object');
 
 /** An object of these keys and no others; a list is refused, not read as an object with keys 0, 1, ... */
 function object<const E extends v.ObjectEntries>(entries: E) {
   const schema = v.strictObject(entries);
-  return v.pipe(v.custom<v.InferInput<typeof schema>>(isMapping, 'expected an object'), schema);
+  return v.pipe(mapping<v.InferInput<typeof schema>>(), schema);
 }
 
 /** A record (names chosen by the user); a list is refused, and so are the names a record would drop. */
 function names<K extends v.GenericSchema<string, string | number | symbol>, V extends v.GenericSchema>(key: K, value: V) {
   const schema = v.record(key, value);
   return v.pipe(
-    v.custom<v.InferInput<typeof schema>>(isMapping, 'expected an object'),
+    mapping<v.InferInput<typeof schema>>(),
     v.custom<v.InferInput<typeof schema>>(
       (x) => !RESERVED_NAMES.some((n) => Object.hasOwn(x as object, n)),
       (issue) => `${RESERVED_NAMES.filter((n) => Object.hasOwn(issue.input as object, n)).map((n) => JSON.stringify(n)).join(', ')} cannot be used as a name`,

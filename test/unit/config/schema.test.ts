@@ -16,6 +16,16 @@ const issuesOf = (fn: () => unknown): string[] => {
   assert.fail('expected a ConfigError');
 };
 
+/** The issues of a config that must be rejected, as `path: message` lines. */
+const issueLines = (config: unknown): string[] => {
+  const r = check(configSchema, config);
+  assert.ok(!r.ok, `rejected: ${JSON.stringify(config)}`);
+  return r.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+};
+const ONE_SITE = { root: '/srv', routes: [{ path: '/', static: {} }] };
+/** The same, for keys given beside one valid site. */
+const besideOneSite = (keys: Record<string, unknown>): string[] => issueLines({ sites: [ONE_SITE], ...keys });
+
 test('pool options: defaults, units, and every bad key named with its path', () => {
   assert.equal(POOL_DEFAULTS.connections, 4);
   assert.equal(POOL_DEFAULTS.idleTimeout, 1000);
@@ -66,37 +76,26 @@ test('config file schema: route kinds, unknown upstream names, duplicate hosts',
   assert.equal(ok.sites[0]!.hosts[0], '*');
   assert.equal(ok.upstreams['app']!.balance, 'least_conn');
   assert.equal(ok.sites[0]!.routes[0]!.php!.maxBodySize, 1024 ** 3);
-  const bad = (c: unknown): string[] => {
-    const r = check(configSchema, c);
-    assert.ok(!r.ok, 'rejected');
-    return r.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
-  };
-  assert.match(bad({ sites: [site([{ path: '/', php: { upstream: 'app' } }])] })[0]!, /sites\.0\.routes\.0\.php\.upstream: no upstream named "app" \(none defined/);
-  assert.match(bad({ sites: [site([{ path: '/', static: {}, redirect: { to: '/x' } }])] })[0]!, /exactly one of .*found static and redirect/);
-  assert.match(bad({ sites: [site([{ path: '/' }])] })[0]!, /found none/);
-  assert.match(bad({ sites: [site([{ path: '/', static: {} }], { hosts: ['a.test'] }), site([{ path: '/', static: {} }], { hosts: ['A.test'] })] })[0]!, /sites\.1\.hosts\.0: host "A\.test" is already served by site 0/);
-  assert.match(bad({ sites: [{ routes: [{ path: '/', static: {} }] }] })[0]!, /needs a root/);
+  assert.match(issueLines({ sites: [site([{ path: '/', php: { upstream: 'app' } }])] })[0]!, /sites\.0\.routes\.0\.php\.upstream: no upstream named "app" \(none defined/);
+  assert.match(issueLines({ sites: [site([{ path: '/', static: {}, redirect: { to: '/x' } }])] })[0]!, /exactly one of .*found static and redirect/);
+  assert.match(issueLines({ sites: [site([{ path: '/' }])] })[0]!, /found none/);
+  assert.match(issueLines({ sites: [site([{ path: '/', static: {} }], { hosts: ['a.test'] }), site([{ path: '/', static: {} }], { hosts: ['A.test'] })] })[0]!, /sites\.1\.hosts\.0: host "A\.test" is already served by site 0/);
+  assert.match(issueLines({ sites: [{ routes: [{ path: '/', static: {} }] }] })[0]!, /needs a root/);
   // An address inline needs no upstreams entry.
   assert.ok(check(configSchema, { sites: [site([{ path: '/', php: { upstream: '127.0.0.1:9000' } }])] }).ok);
 });
 
 test('issue messages: unions say what each option takes, or what failed inside the one that took the input', () => {
-  const site = { root: '/srv', routes: [{ path: '/', static: {} }] };
-  const bad = (c: Record<string, unknown>): string[] => {
-    const r = check(configSchema, { sites: [site], ...c });
-    assert.ok(!r.ok, `rejected: ${JSON.stringify(c)}`);
-    return r.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
-  };
-  assert.deepEqual(bad({ listen: 5 }), ['listen: expected a string, an object or a list, found 5 (a number)']);
+  assert.deepEqual(besideOneSite({ listen: 5 }), ['listen: expected a string, an object or a list, found 5 (a number)']);
   // A typo of a required key: "did you mean" only, not also "is required".
-  assert.deepEqual(bad({ listen: [{ adress: ':1' }] }), ['listen.0: unknown key "adress" (did you mean "address"?)']);
-  assert.deepEqual(bad({ accessLog: 'xml' }), ['accessLog: expected one of "json", "pretty" or false, found "xml" (a string)']);
-  assert.deepEqual(bad({ workers: 'many' }), ['workers: expected a number or "auto", found "many" (a string)']);
-  assert.deepEqual(bad({ workers: 1.5 }), ['workers: expected an integer, found 1.5 (a number)']);
-  assert.deepEqual(bad({ sites: [{ ...site, routes: [{ path: '/', redirect: { to: '/x', status: 304 } }] }] }), [
+  assert.deepEqual(besideOneSite({ listen: [{ adress: ':1' }] }), ['listen.0: unknown key "adress" (did you mean "address"?)']);
+  assert.deepEqual(besideOneSite({ accessLog: 'xml' }), ['accessLog: expected one of "json", "pretty" or false, found "xml" (a string)']);
+  assert.deepEqual(besideOneSite({ workers: 'many' }), ['workers: expected a number or "auto", found "many" (a string)']);
+  assert.deepEqual(besideOneSite({ workers: 1.5 }), ['workers: expected an integer, found 1.5 (a number)']);
+  assert.deepEqual(besideOneSite({ sites: [{ ...ONE_SITE, routes: [{ path: '/', redirect: { to: '/x', status: 304 } }] }] }), [
     'sites.0.routes.0.redirect.status: expected one of 301, 302, 303, 307, 308, found 304 (a number)',
   ]);
-  assert.deepEqual(bad({ sites: [] }), ['sites: expected at least one site']);
+  assert.deepEqual(besideOneSite({ sites: [] }), ['sites: expected at least one site']);
 });
 
 test('every unknown key of an object is named in one issue, and the first is kept for locating it in a file', () => {
@@ -112,31 +111,23 @@ test('every unknown key of an object is named in one issue, and the first is kep
 });
 
 test('a list is not an object or a map, names a map would drop are refused, integers are safe ones', () => {
-  const site = { root: '/srv', routes: [{ path: '/', static: {} }] };
-  const bad = (c: Record<string, unknown>): string[] => {
-    const r = check(configSchema, { sites: [site], ...c });
-    assert.ok(!r.ok, `rejected: ${JSON.stringify(c)}`);
-    return r.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
-  };
   // valibot's objects and records take lists; read as { 0: ... } they would switch features on.
-  assert.deepEqual(bad({ admin: [] }), ['admin: expected an object, found a list']);
-  assert.deepEqual(bad({ upstreams: [{ servers: ['x:1'] }] }), ['upstreams: expected an object, found a list']);
-  assert.deepEqual(bad({ sites: [{ ...site, routes: [{ path: '/', static: {}, headers: { add: ['X-A: b'] } }] }] }), ['sites.0.routes.0.headers.add: expected an object, found a list']);
+  assert.deepEqual(besideOneSite({ admin: [] }), ['admin: expected an object, found a list']);
+  assert.deepEqual(besideOneSite({ upstreams: [{ servers: ['x:1'] }] }), ['upstreams: expected an object, found a list']);
+  assert.deepEqual(besideOneSite({ sites: [{ ...ONE_SITE, routes: [{ path: '/', static: {}, headers: { add: ['X-A: b'] } }] }] }), ['sites.0.routes.0.headers.add: expected an object, found a list']);
   // A record silently drops these keys: refused with a reason instead.
-  assert.deepEqual(bad({ upstreams: { prototype: { servers: ['x:1'] } } }), ['upstreams: "prototype" cannot be used as a name']);
-  assert.deepEqual(bad(JSON.parse('{"sites":[{"root":"/s","routes":[{"path":"/","php":{"upstream":"x:1","params":{"__proto__":"x"}}}]}]}')), [
+  assert.deepEqual(besideOneSite({ upstreams: { prototype: { servers: ['x:1'] } } }), ['upstreams: "prototype" cannot be used as a name']);
+  assert.deepEqual(besideOneSite(JSON.parse('{"sites":[{"root":"/s","routes":[{"path":"/","php":{"upstream":"x:1","params":{"__proto__":"x"}}}]}]}')), [
     'sites.0.routes.0.php.params: "__proto__" cannot be used as a name',
   ]);
   // An inherited property is not an upstream.
-  assert.match(bad({ sites: [{ ...site, routes: [{ path: '/', php: { upstream: 'toString' } }] }] })[0]!, /no upstream named "toString"/);
-  assert.deepEqual(bad({ workers: 2 ** 60 }), [`workers: expected an integer, found ${2 ** 60} (a number)`]);
+  assert.match(besideOneSite({ sites: [{ ...ONE_SITE, routes: [{ path: '/', php: { upstream: 'toString' } }] }] })[0]!, /no upstream named "toString"/);
+  assert.deepEqual(besideOneSite({ workers: 2 ** 60 }), [`workers: expected an integer, found ${2 ** 60} (a number)`]);
 });
 
 test('the cross-field checks run when other keys are wrong too: every problem in one report', () => {
-  const r = check(configSchema, { lisen: ':1', workers: 'x', listen: [':1', ':1'], sites: [{ root: '/srv', routes: [{ path: '/', php: { upstream: 'app', indx: [] } }] }] });
-  assert.ok(!r.ok, 'rejected');
   assert.deepEqual(
-    r.issues.map((i) => `${i.path.join('.')}: ${i.message}`),
+    issueLines({ lisen: ':1', workers: 'x', listen: [':1', ':1'], sites: [{ root: '/srv', routes: [{ path: '/', php: { upstream: 'app', indx: [] } }] }] }),
     [
       'workers: expected a number or "auto", found "x" (a string)',
       'sites.0.routes.0.php: unknown key "indx" (did you mean "index"?)',
