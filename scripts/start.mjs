@@ -47,8 +47,9 @@ if (!built || newestMtime(join(ROOT, 'src')) > Math.min(...ENTRIES.map((f) => st
 // 3. The dev server, in its own process group: a Ctrl-C reaches it once, forwarded from here.
 const portText = process.env.PORT;
 if (portText !== undefined && (!/^[0-9]{1,5}$/.test(portText) || Number(portText) > 65535)) fail(`PORT=${portText} is not a port number (0-65535)`);
-const args = [ENTRIES[0], 'dev', DOC_ROOT, ...(portText !== undefined ? ['--listen', `127.0.0.1:${portText}`] : [])];
-const dev = spawn(process.execPath, args, { cwd: ROOT, stdio: 'inherit', detached: true });
+// Through the installed command (bin/fastcgi-gateway): node with the gateway's flags, one process.
+const args = ['dev', DOC_ROOT, ...(portText !== undefined ? ['--listen', `127.0.0.1:${portText}`] : [])];
+const dev = spawn(join(ROOT, 'bin', 'fastcgi-gateway'), args, { cwd: ROOT, stdio: 'inherit', detached: true });
 let forwarded = false;
 for (const signal of ['SIGINT', 'SIGTERM']) {
   process.on(signal, () => {

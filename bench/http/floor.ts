@@ -8,7 +8,9 @@
  *               round trip to php-fpm, with none of our code on the request path
  *   thin        node:http + our ConnectionPool + buildCgiParams + a minimal CGI head split:
  *               the FastCGI exchange with nothing else (no routing, checks, relay, timeouts)
- *   gateway     `fastcgi-gateway serve` from dist/, default options, log off
+ *   gateway     `fastcgi-gateway serve` from dist/, default options, log off, with the flags the
+ *               installed command adds (src/node-flags.ts)
+ *   gateway-plain  the same under plain node, without those flags
  *   nginx       nginx 1 worker with upstream keepalive, and stock
  *   extra       EXTRA=entry.mjs: any node entry taking PORT UPSTREAM ROOT (for an experiment)
  *   gateway-base  BASELINE=/other/dist: the gateway of another build (a before/after in one run)
@@ -27,6 +29,7 @@ import { runWrk } from '../../src/bench/load.js';
 import { startNginx } from '../../src/bench/nginx.js';
 import { childPids, freePort, installCleanup, procStatusKb, stopTree, treeCpuSplitUs } from '../../src/bench/procs.js';
 import { writeBenchRoot } from '../../src/bench/workloads.js';
+import { SERVER_NODE_FLAGS } from '../../src/node-flags.js';
 import { envInt, median, printTable, REPO_ROOT } from './lib.js';
 
 const ROUNDS = envInt('ROUNDS', 5);
@@ -134,9 +137,11 @@ const contenders: Record<string, () => Promise<Server>> = {
   'node-http': () => startNode([join(dir, 'node-http.mjs'), 'PORT']),
   raw: () => startNode([join(dir, 'raw.mjs'), 'PORT', fpm.address, root]),
   thin: () => startNode([join(dir, 'thin.mjs'), 'PORT', fpm.address, root]),
-  gateway: () => startNode([join(REPO_ROOT, 'dist', 'cli', 'main.js'), 'serve', '-u', fpm.address, '-r', root, '-l', '127.0.0.1:PORT', '-c', '4', '--log', 'off']),
+  gateway: () => startNode([...SERVER_NODE_FLAGS, join(REPO_ROOT, 'dist', 'cli', 'main.js'), 'serve', '-u', fpm.address, '-r', root, '-l', '127.0.0.1:PORT', '-c', '4', '--log', 'off']),
+  // The same build under plain node, without the flags the command adds (src/node-flags.ts).
+  'gateway-plain': () => startNode([join(REPO_ROOT, 'dist', 'cli', 'main.js'), 'serve', '-u', fpm.address, '-r', root, '-l', '127.0.0.1:PORT', '-c', '4', '--log', 'off']),
   ...(process.env['EXTRA'] ? { extra: () => startNode([process.env['EXTRA']!, 'PORT', fpm.address, root]) } : {}),
-  ...(process.env['BASELINE'] ? { 'gateway-base': () => startNode([join(process.env['BASELINE']!, 'cli', 'main.js'), 'serve', '-u', fpm.address, '-r', root, '-l', '127.0.0.1:PORT', '-c', '4', '--log', 'off']) } : {}),
+  ...(process.env['BASELINE'] ? { 'gateway-base': () => startNode([...SERVER_NODE_FLAGS, join(process.env['BASELINE']!, 'cli', 'main.js'), 'serve', '-u', fpm.address, '-r', root, '-l', '127.0.0.1:PORT', '-c', '4', '--log', 'off']) } : {}),
   'nginx-keepalive': async () => {
     const n = await startNginx({ fpmSocket: fpm.address.replace(/^unix:/, ''), docRoot: root, keepalive: 4 });
     return { url: `${n.origin}/hello.php`, pid: n.pid, stop: () => n.stop() };

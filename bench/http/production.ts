@@ -20,6 +20,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
+import { SERVER_NODE_FLAGS } from '../../src/node-flags.js';
 import {
   type BenchNginx,
   benchMeta,
@@ -77,7 +78,7 @@ async function startGateway(name: string, o: { workers: number; tls: boolean }):
     file,
     `listen: ${listen}\nworkers: ${o.workers}\naccessLog: false\n${o.tls ? 'keepAliveRequests: 0\n' : ''}upstreams: { php: { servers: ["${fpm.address}"], connections: ${WORKERS} } }\nsites: [{ root: ${fpm.docRoot}, routes: [{ path: /, php: { upstream: php } }] }]\n`,
   );
-  const child = spawn(process.execPath, [CLI, 'serve', '--config', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, CLI, 'serve', '--config', file], { stdio: ['ignore', 'ignore', 'pipe'] });
   const url = await new Promise<string>((resolve, reject) => {
     let err = '';
     child.stderr!.setEncoding('utf8').on('data', (c: string) => {

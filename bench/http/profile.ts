@@ -13,6 +13,7 @@ import { startPhpFpm } from '../../src/fpm/launcher.js';
 import { runWrk } from '../../src/bench/load.js';
 import { freePort, spawnUntilListening, stopTree } from '../../src/bench/procs.js';
 import { BUILTIN_WORKLOADS, writeBenchRoot } from '../../src/bench/workloads.js';
+import { SERVER_NODE_FLAGS } from '../../src/node-flags.js';
 import { REPO_ROOT } from './lib.js';
 
 const workload = BUILTIN_WORKLOADS.find((w) => w.name === (process.env['WORKLOAD'] ?? 'hello'));
@@ -25,7 +26,7 @@ const root = writeBenchRoot(dir);
 const fpm = await startPhpFpm({ workers: 4, poolName: 'bench' });
 const port = await freePort();
 const extra = (process.env['SERVE_ARGS'] ?? '').split(' ').filter(Boolean);
-const args = ['--cpu-prof', '--cpu-prof-dir', profDir, join(REPO_ROOT, 'dist', 'cli', 'main.js'), 'serve', '-u', fpm.address, '-r', root, '-l', `127.0.0.1:${port}`, '-c', '4', ...(extra.includes('--log') ? [] : ['--log', 'off']), ...extra];
+const args = [...SERVER_NODE_FLAGS, '--cpu-prof', '--cpu-prof-dir', profDir, join(REPO_ROOT, 'dist', 'cli', 'main.js'), 'serve', '-u', fpm.address, '-r', root, '-l', `127.0.0.1:${port}`, '-c', '4', ...(extra.includes('--log') ? [] : ['--log', 'off']), ...extra];
 // Waits for the port, not a log line: with `--log json` the "serving" line is JSON on stdout.
 const gw = await spawnUntilListening(process.execPath, args, { host: '127.0.0.1', port }, '/dev/null');
 try {

@@ -15,6 +15,7 @@ import { mkdtempSync, openSync, closeSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SERVER_NODE_FLAGS } from '../node-flags.js';
 import { startNginx } from './nginx.js';
 import { checkNotAborting, freePort, onInterrupt, processTree, procStatusKb, stopTree, treeCpuTimeUs } from './procs.js';
 
@@ -117,6 +118,8 @@ async function startGateway(name: ContenderName, backend: Backend, cli: { file: 
   const port = await freePort();
   const dir = mkdtempSync(join(os.tmpdir(), 'fcgi-bench-gw-'));
   const args = [
+    // The flags the installed command runs with (bin/fastcgi-gateway), for every build alike.
+    ...SERVER_NODE_FLAGS,
     ...cli.execArgv,
     cli.file,
     'serve',

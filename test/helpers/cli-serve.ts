@@ -7,6 +7,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SERVER_NODE_FLAGS } from '../../src/node-flags.js';
 import { childrenOf, signalTree } from './procs.js';
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -21,6 +22,8 @@ export interface ServeProcess {
   logLines(): Array<Record<string, unknown>>;
   /** Current worker pids (children of the primary that are node processes). */
   workers(): number[];
+  /** A process's command line, arguments joined by spaces ('' once it is gone). */
+  cmdline(pid: number): string;
   signal(sig: NodeJS.Signals): void;
   /** Resolves when stderr matches `re` (after `from` characters), with the match. */
   waitForStderr(re: RegExp, timeoutMs?: number, from?: number): Promise<RegExpExecArray>;
@@ -51,9 +54,9 @@ export interface CliChild {
   readonly exited: Promise<number | null>;
 }
 
-/** Spawn `fastcgi-gateway ARGS` (from src/ under tsx) in the repository root. */
+/** Spawn `fastcgi-gateway ARGS` (from src/ under tsx, with the command's node flags) in the repository root. */
 export function spawnCli(args: readonly string[], env: NodeJS.ProcessEnv = process.env): CliChild {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env });
+  const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, '--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env });
   const text = { stderr: '', stdout: '', all: '' };
   const waiters = new Set<() => void>();
   for (const name of ['stderr', 'stdout'] as const) {
@@ -116,6 +119,7 @@ export async function startServe(args: readonly string[], o: { env?: NodeJS.Proc
         .map((l) => JSON.parse(l) as Record<string, unknown>),
     // Children running the worker entry (tsx's esbuild service is a child too).
     workers: () => childrenOf(pid).filter((c) => cmdline(c).includes('server/worker.')),
+    cmdline,
     signal: (sig) => {
       process.kill(pid, sig);
     },

@@ -28,7 +28,7 @@ const allowed: Record<string, string[]> = {
   config: ['config', 'errors'],
   fpm: ['fpm', 'errors'],
   // The benchmark harness starts the CLI as a child process; it imports only the codec and the launcher.
-  bench: ['bench', 'protocol', 'fpm', 'errors', 'version'],
+  bench: ['bench', 'protocol', 'fpm', 'errors', 'version', 'node-flags'],
 };
 /**
  * The schema and its helpers are leaves like errors.ts (valibot and each other only): every layer
