@@ -6,11 +6,11 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DOC_ROOT = join(ROOT, 'examples', 'public');
-const ENTRIES = [join(ROOT, 'dist', 'cli', 'main.js'), join(ROOT, 'dist', 'cli', 'dev.js')];
+const ENTRIES = [join(ROOT, 'dist', 'cli', 'main.js'), join(ROOT, 'dist', 'cli', 'dev.js'), join(ROOT, 'dist', 'node-flags.js')];
 
 function fail(message, code = 1) {
   console.error(`npm start: ${message}`);
@@ -47,9 +47,10 @@ if (!built || newestMtime(join(ROOT, 'src')) > Math.min(...ENTRIES.map((f) => st
 // 3. The dev server, in its own process group: a Ctrl-C reaches it once, forwarded from here.
 const portText = process.env.PORT;
 if (portText !== undefined && (!/^[0-9]{1,5}$/.test(portText) || Number(portText) > 65535)) fail(`PORT=${portText} is not a port number (0-65535)`);
-// Through the installed command (bin/fastcgi-gateway): node with the gateway's flags, one process.
-const args = ['dev', DOC_ROOT, ...(portText !== undefined ? ['--listen', `127.0.0.1:${portText}`] : [])];
-const dev = spawn(join(ROOT, 'bin', 'fastcgi-gateway'), args, { cwd: ROOT, stdio: 'inherit', detached: true });
+// Under this node, with the node flags the installed command (bin/fastcgi-gateway) adds.
+const { SERVER_NODE_FLAGS } = await import(pathToFileURL(ENTRIES[2]).href);
+const args = [...SERVER_NODE_FLAGS, ENTRIES[0], 'dev', DOC_ROOT, ...(portText !== undefined ? ['--listen', `127.0.0.1:${portText}`] : [])];
+const dev = spawn(process.execPath, args, { cwd: ROOT, stdio: 'inherit', detached: true });
 let forwarded = false;
 for (const signal of ['SIGINT', 'SIGTERM']) {
   process.on(signal, () => {

@@ -11,10 +11,10 @@
  * traffic starts a full collection, every ~20 requests of 1 MiB. The chunks die young and a
  * scavenge would free them, but V8 scavenges for ArrayBuffers only once young ones reach 32 MB.
  * Starting the limit at 64 MB lets the scavenges come first. `bench/http/gc.ts`, c=10, 1 MiB
- * bodies: upload 112 → 12 mark-compacts in 6 s and 1,137 → 577 µs user CPU per request;
- * download 115–173 → 0 and 660–884 → 338–364 µs. The cost is peak RSS while uploading:
- * 121 → 137 MiB at c=10 (downloads went 118 → 109). Nothing is reserved up front (idle RSS is
- * the same): the flag moves a limit.
+ * bodies, medians of 3 interleaved rounds: upload 152 → 18 mark-compacts in 8 s and 1,738 →
+ * 1,009 µs of CPU per request; download 144 → 0 and 1,290 → 843 µs. The cost is peak RSS while
+ * uploading, 120 → 135 MiB (downloads went 124 → 114 MiB). Nothing is reserved up front (idle
+ * RSS is the same): the flag moves a limit.
  *
  * NODE_OPTIONS refuses this flag, which is why the command is a shell script.
  */

@@ -18,6 +18,7 @@ import { writeBenchRoot } from '../../src/bench/workloads.js';
 import { NGINX_BIN } from '../../src/bench/nginx.js';
 import { WRK_BIN } from '../../src/bench/load.js';
 import { onInterrupt } from '../../src/bench/procs.js';
+import { SERVER_NODE_FLAGS } from '../../src/node-flags.js';
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -137,6 +138,8 @@ export interface BenchMeta {
   /** Uncommitted changes in the working tree when the bench ran. */
   readonly dirty: boolean | null;
   readonly node: string;
+  /** The node flags a gateway started by these scripts runs under (src/node-flags.ts). */
+  readonly gatewayNodeFlags: readonly string[];
   readonly platform: string;
   readonly cpus: number;
   readonly cpuModel: string;
@@ -155,6 +158,7 @@ export function benchMeta(): BenchMeta {
     commit,
     dirty: status === null ? null : status.length > 0,
     node: process.version,
+    gatewayNodeFlags: SERVER_NODE_FLAGS,
     platform: `${os.type()} ${os.release()} ${os.arch()}`,
     cpus: cpus.length,
     cpuModel: cpus[0]?.model ?? 'unknown',

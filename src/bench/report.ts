@@ -8,6 +8,7 @@ import { mkdirSync, realpathSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SERVER_NODE_FLAGS } from '../node-flags.js';
 import { VERSION } from '../version.js';
 import type { ContenderName } from './contenders.js';
 import { CONTENDERS } from './contenders.js';
@@ -18,6 +19,8 @@ export interface BenchMeta {
   readonly gateway: string;
   readonly commit: string | null;
   readonly node: string;
+  /** The node flags the gateway contenders ran under (src/node-flags.ts). */
+  readonly gatewayNodeFlags: readonly string[];
   readonly php: string | null;
   readonly nginx: string | null;
   readonly wrk: string | null;
@@ -53,6 +56,7 @@ export function benchMeta(php: string | null, nginx: string | null, wrk: string 
     gateway: VERSION,
     commit,
     node: process.version,
+    gatewayNodeFlags: SERVER_NODE_FLAGS,
     php: php !== null ? (/PHP (\S+)/.exec(firstLine(php, ['-v']) ?? '')?.[1] ?? null) : null,
     nginx: nginx !== null ? (/nginx\/(\S+)/.exec(firstLine(nginx, ['-v']) ?? '')?.[1] ?? null) : null,
     wrk: wrk !== null ? (/wrk (\S+)/.exec(firstLine(wrk, ['-v']) ?? '')?.[1] ?? null) : null,
@@ -189,7 +193,7 @@ svg .t{font-weight:600;font-size:13px}svg .l{font-size:12px}svg .v{font-size:12p
 .warn{background:#fff4e5;padding:.5rem 1rem}
 </style></head><body>
 <h1>fastcgi-gateway bench</h1>
-<p class="meta">${esc(meta.date)} · gateway ${esc(meta.gateway)}${meta.commit ? ` (${esc(meta.commit)})` : ''} · Node ${esc(meta.node)} · PHP ${esc(meta.php ?? '–')} · nginx ${esc(meta.nginx ?? '–')} · wrk ${esc(meta.wrk ?? '–')} · ${meta.cpus} × ${esc(meta.cpuModel)} · load ${meta.loadavg.join(' / ')}</p>
+<p class="meta">${esc(meta.date)} · gateway ${esc(meta.gateway)}${meta.commit ? ` (${esc(meta.commit)})` : ''} · Node ${esc(meta.node)}${meta.gatewayNodeFlags.length > 0 ? ` (gateway: ${esc(meta.gatewayNodeFlags.join(' '))})` : ''} · PHP ${esc(meta.php ?? '–')} · nginx ${esc(meta.nginx ?? '–')} · wrk ${esc(meta.wrk ?? '–')} · ${meta.cpus} × ${esc(meta.cpuModel)} · load ${meta.loadavg.join(' / ')}</p>
 <p class="meta">Same backend for every contender (${esc(result.backend.php)}, ${result.backend.workers} workers), started fresh for each turn; rounds interleaved, medians shown. CPU is each server's own CPU-seconds from /proc ÷ requests (php-fpm's apart). Percentiles of the closed-loop runs are wrk's, which corrects its histogram for coordinated omission; the open-loop table below times requests from when they were due. Options: <code>${esc(JSON.stringify(options))}</code></p>
 <ul>${contenders}</ul>
 ${mism}

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
- * The `fastcgi-gateway` binary (package.json "bin"). Everything but process wiring lives in
- * cli.ts, so tests can run the same code in-process.
+ * The CLI entry, which `bin/fastcgi-gateway` (package.json "bin") runs under node. Everything
+ * but process wiring lives in cli.ts, so tests can run the same code in-process.
  */
 import { hideBin } from 'yargs/helpers';
 import { runCli } from './cli.js';

@@ -21,9 +21,9 @@ interface Seen {
 }
 
 /** Runs `file ARGS`; resolves with its pid, exit code and what the stub printed. */
-function run(file: string, args: readonly string[], cwd: string): Promise<{ pid: number; code: number | null; out: string; err: string }> {
+function run(file: string, args: readonly string[], cwd: string, env: NodeJS.ProcessEnv = process.env): Promise<{ pid: number; code: number | null; out: string; err: string }> {
   return new Promise((res, rej) => {
-    const child = spawn(file, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(file, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
@@ -37,10 +37,11 @@ describe('bin/fastcgi-gateway', () => {
   let dir: string;
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'fcgi-bin-'));
-    // <dir>/lib/node_modules/fastcgi-gateway/{bin/fastcgi-gateway, dist/cli/main.js}
+    // <dir>/lib/node_modules/fastcgi-gateway/{package.json, bin/fastcgi-gateway, dist/cli/main.js}
     const pkg = join(dir, 'lib', 'node_modules', 'fastcgi-gateway');
     mkdirSync(join(pkg, 'bin'), { recursive: true });
     mkdirSync(join(pkg, 'dist', 'cli'), { recursive: true });
+    writeFileSync(join(pkg, 'package.json'), JSON.stringify({ name: 'fastcgi-gateway', type: 'module' }));
     copyFileSync(SCRIPT, join(pkg, 'bin', 'fastcgi-gateway'));
     writeFileSync(
       join(pkg, 'dist', 'cli', 'main.js'),
@@ -55,6 +56,11 @@ process.exitCode = a[0] === 'exit' ? Number(a[1]) : 0;
     mkdirSync(join(dir, 'other'));
     symlinkSync('../bin/fastcgi-gateway', join(dir, 'other', 'fcgi'));
     symlinkSync(join(pkg, 'bin', 'fastcgi-gateway'), join(dir, 'other', 'absolute'));
+    // `npm install -g .`: the package directory itself is a link, to the source tree.
+    mkdirSync(join(dir, 'linked', 'node_modules'), { recursive: true });
+    symlinkSync(pkg, join(dir, 'linked', 'node_modules', 'fastcgi-gateway'));
+    mkdirSync(join(dir, 'linked', 'bin'));
+    symlinkSync('../node_modules/fastcgi-gateway/bin/fastcgi-gateway', join(dir, 'linked', 'bin', 'fastcgi-gateway'));
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -71,7 +77,7 @@ process.exitCode = a[0] === 'exit' ? Number(a[1]) : 0;
     assert.deepEqual(m[1]!.split(' '), [...SERVER_NODE_FLAGS]);
   });
 
-  for (const via of ['bin/fastcgi-gateway', 'other/fcgi', 'other/absolute', 'lib/node_modules/fastcgi-gateway/bin/fastcgi-gateway']) {
+  for (const via of ['bin/fastcgi-gateway', 'other/fcgi', 'other/absolute', 'linked/bin/fastcgi-gateway', 'lib/node_modules/fastcgi-gateway/bin/fastcgi-gateway']) {
     test(`through ${via}: one process, the flags, every argument as given`, async () => {
       const args = ['serve', '--root', 'a dir/with spaces', '', '*', '$HOME', "it's", '-l', '127.0.0.1:0'];
       const cwd = join(dir, 'other');
@@ -84,6 +90,27 @@ process.exitCode = a[0] === 'exit' ? Number(a[1]) : 0;
       assert.equal(seen.cwd, cwd, 'the working directory is the caller\'s');
     });
   }
+
+  test('`bash fastcgi-gateway`, found through PATH', async () => {
+    const env = { ...process.env, PATH: `${join(dir, 'bin')}:${process.env['PATH'] ?? ''}` };
+    const r = await run('bash', ['fastcgi-gateway', 'status'], join(dir, 'other'), env);
+    assert.equal(r.code, 0, r.err);
+    const seen = JSON.parse(r.out) as Seen;
+    assert.deepEqual([seen.execArgv, seen.argv], [[...SERVER_NODE_FLAGS], ['status']]);
+  });
+
+  test('run by node (as Yarn 2+ runs commands), it is JavaScript that starts the CLI without the flags', async () => {
+    const r = await run(process.execPath, [join(dir, 'bin', 'fastcgi-gateway'), 'serve', 'a b'], dir);
+    assert.equal(r.code, 0, r.err);
+    const seen = JSON.parse(r.out) as Seen;
+    assert.deepEqual([seen.execArgv, seen.argv], [[], ['serve', 'a b']]);
+  });
+
+  test('the container image starts the gateway through it', () => {
+    const file = readFileSync(join(ROOT, 'conf', 'deploy', 'Containerfile'), 'utf8');
+    assert.match(file, /^COPY bin \.\/bin$/m, 'the image has bin/');
+    assert.match(file, /^ENTRYPOINT \["bin\/fastcgi-gateway"\]$/m);
+  });
 
   test("node's exit code is the command's", async () => {
     const r = await run(join(dir, 'bin', 'fastcgi-gateway'), ['exit', '7'], dir);

@@ -82,7 +82,7 @@ describe('rounds and summary', () => {
 });
 
 describe('report', () => {
-  const meta: BenchMeta = { date: '2026-12-01T16:40:00.123Z', gateway: '0.1.0', commit: 'abc1234', node: 'v20.19.0', php: '8.2.29', nginx: '1.22.1', wrk: '4.1.0', cpus: 2, cpuModel: 'cpu', loadavg: [0.5, 0.4, 0.3] };
+  const meta: BenchMeta = { date: '2026-12-01T16:40:00.123Z', gateway: '0.1.0', commit: 'abc1234', node: 'v20.19.0', gatewayNodeFlags: ['--initial-old-space-size=64'], php: '8.2.29', nginx: '1.22.1', wrk: '4.1.0', cpus: 2, cpuModel: 'cpu', loadavg: [0.5, 0.4, 0.3] };
   const turns: Turn[] = [
     { workload: 'hello', concurrency: 50, contender: 'nginx-keepalive', round: 0, load: load(10_000), serverCpuS: 0.4, backendCpuS: 0.5, peakRssKb: 12_000 },
     { workload: 'hello', concurrency: 50, contender: 'gateway', round: 0, load: load(8_000), serverCpuS: 0.8, backendCpuS: 0.5, peakRssKb: 90_000 },
@@ -104,6 +104,7 @@ describe('report', () => {
     assert.doesNotMatch(html, /<(script|link|img|iframe)\b|\burl\(|\bsrc=/i, 'nothing loaded from anywhere');
     assert.match(html, /differs &lt;b&gt;/);
     assert.match(html, /0\.80× nginx-keepalive/);
+    assert.match(html, /Node v20\.19\.0 \(gateway: --initial-old-space-size=64\)/, 'the gateway\'s node flags are in the header');
   });
 });
 
