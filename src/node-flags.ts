@@ -6,7 +6,8 @@
  * `--initial-old-space-size=64`: V8 11.3 (Node 20) adds the ArrayBuffer bytes allocated since the
  * last mark-compact to the old generation's size when it decides whether to start one
  * (`Heap::OldGenerationSpaceAvailable`). Bodies are ArrayBuffers: node:http copies each request
- * body chunk into a new one, and each read of an upstream socket is another. For a heap of the
+ * body chunk into a new one, and each STDOUT record is copied out of the upstream connection's
+ * reused read buffer into another (upstream/connection.ts). For a heap of the
  * gateway's size (about 10 MB) the limit V8 picks is near 26 MB, so about every 16 MB of body
  * traffic starts a full collection, every ~20 requests of 1 MiB. The chunks die young and a
  * scavenge would free them, but V8 scavenges for ArrayBuffers only once young ones reach 32 MB.

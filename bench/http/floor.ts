@@ -13,7 +13,8 @@
  *   gateway-plain  the same under plain node, without those flags
  *   nginx       nginx 1 worker with upstream keepalive, and stock
  *   extra       EXTRA=entry.mjs: any node entry taking PORT UPSTREAM ROOT (for an experiment)
- *   gateway-base  BASELINE=/other/dist: the gateway of another build (a before/after in one run)
+ *   gateway-base  BASELINE=/other/dist: the gateway of another build, under that build's node
+ *               flags (a before/after in one run)
  *
  * each in its own process, CPU and memory from /proc (RSS idle before the warm-up, RSS and peak
  * RSS after the measured run), rounds interleaved, medians.
@@ -25,6 +26,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { startPhpFpm } from '../../src/fpm/launcher.js';
+import { nodeFlagsOf } from '../../src/bench/contenders.js';
 import { runWrk } from '../../src/bench/load.js';
 import { startNginx } from '../../src/bench/nginx.js';
 import { childPids, freePort, installCleanup, procStatusKb, stopTree, treeCpuSplitUs } from '../../src/bench/procs.js';
@@ -141,7 +143,7 @@ const contenders: Record<string, () => Promise<Server>> = {
   // The same build under plain node, without the flags the command adds (src/node-flags.ts).
   'gateway-plain': () => startNode([join(REPO_ROOT, 'dist', 'cli', 'main.js'), 'serve', '-u', fpm.address, '-r', root, '-l', '127.0.0.1:PORT', '-c', '4', '--log', 'off']),
   ...(process.env['EXTRA'] ? { extra: () => startNode([process.env['EXTRA']!, 'PORT', fpm.address, root]) } : {}),
-  ...(process.env['BASELINE'] ? { 'gateway-base': () => startNode([...SERVER_NODE_FLAGS, join(process.env['BASELINE']!, 'cli', 'main.js'), 'serve', '-u', fpm.address, '-r', root, '-l', '127.0.0.1:PORT', '-c', '4', '--log', 'off']) } : {}),
+  ...(process.env['BASELINE'] ? { 'gateway-base': async () => startNode([...(await nodeFlagsOf(process.env['BASELINE']!)), join(process.env['BASELINE']!, 'cli', 'main.js'), 'serve', '-u', fpm.address, '-r', root, '-l', '127.0.0.1:PORT', '-c', '4', '--log', 'off']) } : {}),
   'nginx-keepalive': async () => {
     const n = await startNginx({ fpmSocket: fpm.address.replace(/^unix:/, ''), docRoot: root, keepalive: 4 });
     return { url: `${n.origin}/hello.php`, pid: n.pid, stop: () => n.stop() };

@@ -11,10 +11,10 @@
  *   gateway-base       another build's serve (--baseline), for a before/after in one run
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, openSync, closeSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { SERVER_NODE_FLAGS } from '../node-flags.js';
 import { startNginx } from './nginx.js';
 import { checkNotAborting, freePort, onInterrupt, processTree, procStatusKb, stopTree, treeCpuTimeUs } from './procs.js';
@@ -81,12 +81,23 @@ export interface ContenderOptions {
 /** Start `name` in front of `backend`. */
 export async function startContender(name: ContenderName, backend: Backend, o: ContenderOptions = {}): Promise<Running> {
   if (name.startsWith('nginx')) return startNginxContender(name, backend);
-  let cli = o.dist !== undefined ? { file: join(o.dist, 'cli', 'main.js'), execArgv: [] } : cliCommand();
+  // The node flags the installed command adds (bin/fastcgi-gateway), for this build.
+  let cli = { ...(o.dist !== undefined ? { file: join(o.dist, 'cli', 'main.js'), execArgv: [] } : cliCommand()), flags: SERVER_NODE_FLAGS };
   if (name === 'gateway-base') {
     if (o.baseline === undefined) throw new Error('gateway-base needs --baseline DIST (the dist/ directory of another build)');
-    cli = { file: join(o.baseline, 'cli', 'main.js'), execArgv: [] };
+    cli = { file: join(o.baseline, 'cli', 'main.js'), execArgv: [], flags: await nodeFlagsOf(o.baseline) };
   }
   return startGateway(name, backend, cli, o.serveArgs ?? []);
+}
+
+/**
+ * The node flags another build's command ran with: its dist/node-flags.js, or none for a build
+ * from before that file, whose command was dist/cli/main.js under plain node.
+ */
+export async function nodeFlagsOf(dist: string): Promise<readonly string[]> {
+  const file = join(dist, 'node-flags.js');
+  if (!existsSync(file)) return [];
+  return ((await import(pathToFileURL(file).href)) as { SERVER_NODE_FLAGS: readonly string[] }).SERVER_NODE_FLAGS;
 }
 
 async function startNginxContender(name: ContenderName, backend: Backend): Promise<Running> {
@@ -113,13 +124,12 @@ function sumHwm(pid: number): number {
   return kb;
 }
 
-async function startGateway(name: ContenderName, backend: Backend, cli: { file: string; execArgv: string[] }, serveArgs: readonly string[]): Promise<Running> {
+async function startGateway(name: ContenderName, backend: Backend, cli: { file: string; execArgv: string[]; flags: readonly string[] }, serveArgs: readonly string[]): Promise<Running> {
   checkNotAborting();
   const port = await freePort();
   const dir = mkdtempSync(join(os.tmpdir(), 'fcgi-bench-gw-'));
   const args = [
-    // The flags the installed command runs with (bin/fastcgi-gateway), for every build alike.
-    ...SERVER_NODE_FLAGS,
+    ...cli.flags,
     ...cli.execArgv,
     cli.file,
     'serve',

@@ -3,7 +3,11 @@
  * ratios to nginx, flags, the report's name, table and HTML, and the flags of the command.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { nodeFlagsOf } from '../../../src/bench/contenders.js';
 import { parseWrkSummary, wrkScript } from '../../../src/bench/load.js';
 import { type BenchMeta, formatTable, renderHtml, reportName } from '../../../src/bench/report.js';
 import { rotation, summarize, type Turn } from '../../../src/bench/run.js';
@@ -105,6 +109,17 @@ describe('report', () => {
     assert.match(html, /differs &lt;b&gt;/);
     assert.match(html, /0\.80× nginx-keepalive/);
     assert.match(html, /Node v20\.19\.0 \(gateway: --initial-old-space-size=64\)/, 'the gateway\'s node flags are in the header');
+  });
+});
+
+describe('gateway-base', () => {
+  test("runs under its own build's node flags: those of its dist/node-flags.js, none before that file existed", async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'fcgi-flags-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    assert.deepEqual(await nodeFlagsOf(dir), []);
+    writeFileSync(join(dir, 'package.json'), '{"type":"module"}');
+    writeFileSync(join(dir, 'node-flags.js'), "export const SERVER_NODE_FLAGS = ['--max-semi-space-size=8'];\n");
+    assert.deepEqual(await nodeFlagsOf(dir), ['--max-semi-space-size=8']);
   });
 });
 
