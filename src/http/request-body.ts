@@ -48,7 +48,12 @@ export interface BodyLimits {
 const NOTHING = (): void => {};
 const NO_BODY: PreparedBody = Object.freeze({ body: null, contentLength: null, streamed: false, cleanup: NOTHING });
 
-/** Written to the temp file but not yet on disk: above this the client is paused. */
+/**
+ * Written to the temp file but not yet on disk: above this the client is paused. These bytes
+ * are reserved from the process budget too; a request that gets none may have one batch on
+ * its way to disk at a time, so it always progresses, and many uploads spooling at once cost
+ * about a batch each instead of this much.
+ */
 const MAX_PENDING_DISK = 1024 * 1024;
 /** Chunks bound for the temp file are gathered into writes of about this size (one writev). */
 const DISK_BATCH = 256 * 1024;
@@ -90,8 +95,10 @@ function collect(req: IncomingMessage, limits: BodyLimits, expected: number | nu
     let held = 0;
     let total = 0;
     let file: TempFile | null = null;
-    /** The temp file is being created; chunks wait in `chunks` meanwhile. */
+    /** The temp file is being created; the client is paused and chunks wait in `chunks`. */
     let opening = false;
+    /** The budget refused the last batch: the client waits until it is on disk. */
+    let starved = false;
     let ended = false;
     let settled = false;
     let timer: NodeJS.Timeout | null = null;
@@ -142,15 +149,24 @@ function collect(req: IncomingMessage, limits: BodyLimits, expected: number | nu
         fail(new BodySourceError(`cannot spool request body: ${err.message}`, { cause: err }));
         return;
       }
-      if (file !== null && file.pending <= MAX_PENDING_DISK / 2 && req.isPaused() && !ended) req.resume();
+      resumeIfDrained();
       finish();
+    };
+    const resumeIfDrained = (): void => {
+      if (file !== null && !opening && !ended && req.isPaused() && file.pending <= (starved ? 0 : MAX_PENDING_DISK / 2)) req.resume();
     };
     const flushBatch = (): void => {
       const batch = chunks;
+      const n = batched;
       chunks = [];
       batched = 0;
-      file!.appendv(batch, afterAppend);
-      if (file!.pending > MAX_PENDING_DISK) req.pause();
+      const reserved = budget.take(n);
+      starved = !reserved;
+      file!.appendv(batch, (err) => {
+        if (reserved) budget.give(n);
+        afterAppend(err);
+      });
+      if (file!.pending > (starved ? 0 : MAX_PENDING_DISK)) req.pause();
     };
     const openFile = (): void => {
       opening = true;
@@ -166,6 +182,7 @@ function collect(req: IncomingMessage, limits: BodyLimits, expected: number | nu
           unhold();
           batched = chunks.reduce((n, c) => n + c.length, 0);
           if (batched > 0) flushBatch();
+          resumeIfDrained();
           finish();
         },
         (err: Error) => {
@@ -188,7 +205,12 @@ function collect(req: IncomingMessage, limits: BodyLimits, expected: number | nu
         if (batched >= DISK_BATCH) flushBatch();
         return;
       }
-      if (opening) return;
+      if (opening) {
+        // The open waits its turn in libuv's thread pool: past a batch, the rest waits in the socket.
+        batched += chunk.length;
+        if (batched >= DISK_BATCH) req.pause();
+        return;
+      }
       // Memory while the body fits this request's share and the process-wide budget; a
       // declared length over the share goes to disk from the first byte.
       if ((expected ?? total) <= limits.bodyBufferSize && budget.take(chunk.length)) {

@@ -98,6 +98,63 @@ describe('prepareBody', () => {
     }
   });
 
+  test('while the temp file opens, a batch waits in memory and the rest in the socket', async () => {
+    const body = Buffer.alloc(1024 * 1024, 'uvwxyz');
+    const req = request({ 'content-length': String(body.length) });
+    const prepared = prepareBody(req, limits());
+    // Synchronously, so the open (a thread-pool round trip) cannot have finished in between. The
+    // first chunk starts the open (the declared length is past bodyBufferSize); 4 more are a batch.
+    for (let i = 0; i < 5 * 64 * 1024; i += 64 * 1024) {
+      assert.equal(req.isPaused(), false, `still reading at ${i / 1024} KiB`);
+      req.write(body.subarray(i, i + 64 * 1024));
+    }
+    assert.equal(req.isPaused(), true, 'paused once 256 KiB wait for the file');
+    for (let i = 5 * 64 * 1024; i < body.length; i += 64 * 1024) {
+      if (!req.write(body.subarray(i, i + 64 * 1024))) await new Promise((r) => req.once('drain', r));
+    }
+    req.end();
+    const p = await prepared;
+    assert.ok((await bytesOf(p.body)).equals(body), 'the same bytes, in order');
+    p.cleanup();
+  });
+
+  test('bytes on their way to the temp file are reserved from the budget; with none left, the client waits for each write', async () => {
+    const body = Buffer.alloc(2 * 1024 * 1024, 'klmnopqrst');
+    /** Records the reservations it grants. */
+    class RecordingBudget extends MemoryBudget {
+      granted = 0;
+      override take(n: number): boolean {
+        const ok = super.take(n);
+        if (ok) this.granted += n;
+        return ok;
+      }
+    }
+    for (const budgetBytes of [64 * 1024 * 1024, 0]) {
+      const budget = new RecordingBudget(budgetBytes);
+      const l = limits({ maxBodySize: 0, budget });
+      const req = request({ 'transfer-encoding': 'chunked' });
+      let pauses = 0;
+      req.on('pause', () => pauses++);
+      const prepared = prepareBody(req, l);
+      for (let i = 0; i < body.length; i += 64 * 1024) {
+        // The writes wait while the request is paused, as a socket's would.
+        if (!req.write(body.subarray(i, i + 64 * 1024))) await new Promise((r) => req.once('drain', r));
+      }
+      req.end();
+      const p = await prepared;
+      assert.ok((await bytesOf(p.body)).equals(body), 'the same bytes');
+      assert.equal(l.budget.used, 0, 'nothing left reserved');
+      if (budgetBytes > 0) {
+        // The first chunk is past bodyBufferSize: every byte went to disk, each batch reserved on its way.
+        assert.equal(budget.granted, body.length, 'every batch on its way to disk held a reservation');
+      } else {
+        // Paused after each 256 KiB batch until it is on disk (and once while the file opens).
+        assert.ok(pauses >= 8, `the client was paused for each batch (${pauses} pauses)`);
+      }
+      p.cleanup();
+    }
+  });
+
   test('collecting fails with 413 past maxBodySize, 400 when cut short or the client leaves, 408 without data', async () => {
     const big = request({ 'transfer-encoding': 'chunked' });
     const tooLarge = prepareBody(big, limits({ maxBodySize: 10 }));
