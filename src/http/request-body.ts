@@ -52,7 +52,8 @@ const NO_BODY: PreparedBody = Object.freeze({ body: null, contentLength: null, s
  * Written to the temp file but not yet on disk: above this the client is paused. These bytes
  * are reserved from the process budget too; a request that gets none may have one batch on
  * its way to disk at a time, so it always progresses, and many uploads spooling at once cost
- * about a batch each instead of this much.
+ * about a batch each instead of this much. (The first batch also takes what was held in
+ * memory before the file opened, up to bodyBufferSize; each limit may be passed by a chunk.)
  */
 const MAX_PENDING_DISK = 1024 * 1024;
 /** Chunks bound for the temp file are gathered into writes of about this size (one writev). */
@@ -95,7 +96,7 @@ function collect(req: IncomingMessage, limits: BodyLimits, expected: number | nu
     let held = 0;
     let total = 0;
     let file: TempFile | null = null;
-    /** The temp file is being created; the client is paused and chunks wait in `chunks`. */
+    /** The temp file is being created; chunks wait in `chunks`, and past a batch the client is paused. */
     let opening = false;
     /** The budget refused the last batch: the client waits until it is on disk. */
     let starved = false;
@@ -178,7 +179,8 @@ function collect(req: IncomingMessage, limits: BodyLimits, expected: number | nu
             return;
           }
           file = f;
-          // What was held in memory goes to disk; its reservation is returned.
+          // What was held in memory goes to disk in the first batch, which reserves it anew
+          // (in one turn of the event loop: nobody else can take it in between).
           unhold();
           batched = chunks.reduce((n, c) => n + c.length, 0);
           if (batched > 0) flushBatch();
