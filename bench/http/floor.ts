@@ -135,15 +135,18 @@ async function startNode(args: string[]): Promise<Server> {
   return { url: `http://127.0.0.1:${port}/hello.php`, pid: child.pid!, stop: () => stopTree(child, 'SIGTERM', 3000) };
 }
 
+/** node's arguments for `serve` from the build in `dist`, default options, log off. */
+const serve = (flags: readonly string[], dist: string): string[] => [...flags, join(dist, 'cli', 'main.js'), 'serve', '-u', fpm.address, '-r', root, '-l', '127.0.0.1:PORT', '-c', '4', '--log', 'off'];
+
 const contenders: Record<string, () => Promise<Server>> = {
   'node-http': () => startNode([join(dir, 'node-http.mjs'), 'PORT']),
   raw: () => startNode([join(dir, 'raw.mjs'), 'PORT', fpm.address, root]),
   thin: () => startNode([join(dir, 'thin.mjs'), 'PORT', fpm.address, root]),
-  gateway: () => startNode([...SERVER_NODE_FLAGS, join(REPO_ROOT, 'dist', 'cli', 'main.js'), 'serve', '-u', fpm.address, '-r', root, '-l', '127.0.0.1:PORT', '-c', '4', '--log', 'off']),
+  gateway: () => startNode(serve(SERVER_NODE_FLAGS, join(REPO_ROOT, 'dist'))),
   // The same build under plain node, without the flags the command adds (src/node-flags.ts).
-  'gateway-plain': () => startNode([join(REPO_ROOT, 'dist', 'cli', 'main.js'), 'serve', '-u', fpm.address, '-r', root, '-l', '127.0.0.1:PORT', '-c', '4', '--log', 'off']),
+  'gateway-plain': () => startNode(serve([], join(REPO_ROOT, 'dist'))),
   ...(process.env['EXTRA'] ? { extra: () => startNode([process.env['EXTRA']!, 'PORT', fpm.address, root]) } : {}),
-  ...(process.env['BASELINE'] ? { 'gateway-base': async () => startNode([...(await nodeFlagsOf(process.env['BASELINE']!)), join(process.env['BASELINE']!, 'cli', 'main.js'), 'serve', '-u', fpm.address, '-r', root, '-l', '127.0.0.1:PORT', '-c', '4', '--log', 'off']) } : {}),
+  ...(process.env['BASELINE'] ? { 'gateway-base': async () => startNode(serve(await nodeFlagsOf(process.env['BASELINE']!), process.env['BASELINE']!)) } : {}),
   'nginx-keepalive': async () => {
     const n = await startNginx({ fpmSocket: fpm.address.replace(/^unix:/, ''), docRoot: root, keepalive: 4 });
     return { url: `${n.origin}/hello.php`, pid: n.pid, stop: () => n.stop() };

@@ -81,13 +81,15 @@ export interface ContenderOptions {
 /** Start `name` in front of `backend`. */
 export async function startContender(name: ContenderName, backend: Backend, o: ContenderOptions = {}): Promise<Running> {
   if (name.startsWith('nginx')) return startNginxContender(name, backend);
-  // The node flags the installed command adds (bin/fastcgi-gateway), for this build.
-  let cli = { ...(o.dist !== undefined ? { file: join(o.dist, 'cli', 'main.js'), execArgv: [] } : cliCommand()), flags: SERVER_NODE_FLAGS };
+  let cli = o.dist !== undefined ? { file: join(o.dist, 'cli', 'main.js'), execArgv: [] } : cliCommand();
+  // The node flags the installed command adds (bin/fastcgi-gateway), for the build that runs.
+  let flags = SERVER_NODE_FLAGS;
   if (name === 'gateway-base') {
     if (o.baseline === undefined) throw new Error('gateway-base needs --baseline DIST (the dist/ directory of another build)');
-    cli = { file: join(o.baseline, 'cli', 'main.js'), execArgv: [], flags: await nodeFlagsOf(o.baseline) };
+    cli = { file: join(o.baseline, 'cli', 'main.js'), execArgv: [] };
+    flags = await nodeFlagsOf(o.baseline);
   }
-  return startGateway(name, backend, cli, o.serveArgs ?? []);
+  return startGateway(name, backend, { ...cli, flags }, o.serveArgs ?? []);
 }
 
 /**

@@ -4,11 +4,10 @@
  * kills what is left of its process tree (the primary and its workers) by PID.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SERVER_NODE_FLAGS } from '../../src/node-flags.js';
-import { childrenOf, signalTree } from './procs.js';
+import { argvOf, childrenOf, signalTree } from './procs.js';
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 
@@ -22,8 +21,6 @@ export interface ServeProcess {
   logLines(): Array<Record<string, unknown>>;
   /** Current worker pids (children of the primary that are node processes). */
   workers(): number[];
-  /** A process's command line, arguments joined by spaces ('' once it is gone). */
-  cmdline(pid: number): string;
   signal(sig: NodeJS.Signals): void;
   /** Resolves when stderr matches `re` (after `from` characters), with the match. */
   waitForStderr(re: RegExp, timeoutMs?: number, from?: number): Promise<RegExpExecArray>;
@@ -31,14 +28,6 @@ export interface ServeProcess {
   readonly exited: Promise<number | null>;
   /** SIGKILL the whole tree if it is still running. */
   kill(): Promise<void>;
-}
-
-function cmdline(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
-  } catch {
-    return '';
-  }
 }
 
 /** The CLI in a child process, its output kept: stderr, stdout, and both in arrival order. */
@@ -118,8 +107,7 @@ export async function startServe(args: readonly string[], o: { env?: NodeJS.Proc
         .filter((l) => l.startsWith('{'))
         .map((l) => JSON.parse(l) as Record<string, unknown>),
     // Children running the worker entry (tsx's esbuild service is a child too).
-    workers: () => childrenOf(pid).filter((c) => cmdline(c).includes('server/worker.')),
-    cmdline,
+    workers: () => childrenOf(pid).filter((c) => argvOf(c).some((a) => a.includes('server/worker.'))),
     signal: (sig) => {
       process.kill(pid, sig);
     },

@@ -1,6 +1,17 @@
 /** Processes the tests started, found by PID only (never by name). */
 import { readdirSync, readFileSync } from 'node:fs';
 
+/** A process's arguments, from /proc/PID/cmdline ([] once it is gone). */
+export function argvOf(pid: number): string[] {
+  try {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    if (argv.at(-1) === '') argv.pop(); // each argument ends in a NUL
+    return argv;
+  } catch {
+    return [];
+  }
+}
+
 /** Direct children of a process, from /proc/PID/task/*\/children ([] once it is gone). */
 export function childrenOf(pid: number): number[] {
   const out: number[] = [];

@@ -17,7 +17,7 @@ import { Agent, FormData, request } from 'undici';
 import { findPhpFpm } from '../../src/fpm/launcher.js';
 import { SERVER_NODE_FLAGS } from '../../src/node-flags.js';
 import { freePort } from '../helpers/ports.js';
-import { alive, childrenOf } from '../helpers/procs.js';
+import { alive, argvOf, childrenOf } from '../helpers/procs.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const PUBLIC = `${ROOT}/examples/public`;
@@ -88,7 +88,7 @@ describe('npm start', () => {
     assert.equal(app.url, `http://127.0.0.1:${port}`);
     assert.ok(alive(app.fpmPid), 'php-fpm runs');
     // The dev server, start.mjs's child, runs under the installed command's node flags.
-    const dev = childrenOf(app.child.pid!).map((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0'));
+    const dev = childrenOf(app.child.pid!).map(argvOf);
     assert.ok(dev.some((argv) => argv.includes('dev') && SERVER_NODE_FLAGS.every((f) => argv.includes(f))), `a child runs dev with ${SERVER_NODE_FLAGS.join(' ')}: ${JSON.stringify(dev)}`);
     const agent = new Agent();
     t.after(() => (agent.closed ? undefined : agent.close()));

@@ -17,7 +17,7 @@ import { SERVER_NODE_FLAGS } from '../../src/node-flags.js';
 import { type ServeProcess, startServe } from '../helpers/cli-serve.js';
 import { GATEWAY_ROOT_FIXTURE, waitFor } from '../helpers/gateway.js';
 import { type PhpFpm, startPhpFpm } from '../helpers/php-fpm.js';
-import { alive } from '../helpers/procs.js';
+import { alive, argvOf } from '../helpers/procs.js';
 
 let fpm: PhpFpm;
 let dir: string;
@@ -118,7 +118,7 @@ describe('serve --config with workers: 2', () => {
   test('two workers share the listener; requests are answered by both', async () => {
     assert.equal(gw.workers().length, 2);
     // Forked workers run under the primary's node flags (src/node-flags.ts), as the command starts it.
-    for (const w of gw.workers()) for (const f of SERVER_NODE_FLAGS) assert.ok(gw.cmdline(w).split(' ').includes(f), `worker ${w} runs with ${f}: ${gw.cmdline(w)}`);
+    for (const w of gw.workers()) for (const f of SERVER_NODE_FLAGS) assert.ok(argvOf(w).includes(f), `worker ${w} runs with ${f}: ${argvOf(w).join(' ')}`);
     // Fresh connections, spread by the primary round robin; the access log names the worker.
     await Promise.all(Array.from({ length: 60 }, () => generationOf(gw.urls[0]!)));
     await waitFor(() => new Set(gw.logLines().map((l) => l['worker'])).size >= 2, 'access-log lines from two worker pids', 10_000);
