@@ -7,7 +7,8 @@
  *   generated multipart ──undici──▶ gateway (child process) ──unix──▶ php-fpm upload-md5.php
  *   md5 + byte count    ◀──undici── gateway (child process) ◀──unix── php-fpm big.php?size=N
  *
- * Env: `SIZE_MIB=1024` (body size), `RUNS=1`, `FPM_WORKERS=2`. The gateway runs in its own
+ * Env: `SIZE_MIB=1024` (body size), `RUNS=1`, `FPM_WORKERS=2`, `SCENARIOS=upload,download` (one
+ * alone shows its peak without the other's heap and allocator state). The gateway runs in its own
  * process (`serve`, started like a bench contender) so its memory is not mixed with this client's;
  * its VmHWM is reset before each transfer and VmRSS sampled every 50 ms. Each transfer is
  * checked (md5 and size) before its figures are reported. php-fpm is the bench one (distro
@@ -29,6 +30,10 @@ const SIZE = envInt('SIZE_MIB', 1024) * MiB;
 const RUNS = envInt('RUNS', 1);
 const WORKERS = envInt('FPM_WORKERS', 2);
 const CHUNK = 64 * 1024;
+const SCENARIOS = (process.env['SCENARIOS'] ?? 'upload,download').split(',').map((s) => {
+  if (s !== 'upload' && s !== 'download') throw new Error(`SCENARIOS: upload and/or download, not ${s}`);
+  return s;
+});
 
 interface Measured {
   readonly scenario: 'upload' | 'download';
@@ -140,11 +145,11 @@ async function main(): Promise<void> {
     const client = new Client(gw.origin, { bodyTimeout: 0, headersTimeout: 0 });
     try {
       const expected = bigMd5(SIZE);
-      // Warm-up: both paths once at 8 MiB.
-      await upload(client, 8 * MiB);
-      await download(client, 8 * MiB, bigMd5(8 * MiB));
+      // Warm-up: each measured path once at 8 MiB.
+      if (SCENARIOS.includes('upload')) await upload(client, 8 * MiB);
+      if (SCENARIOS.includes('download')) await download(client, 8 * MiB, bigMd5(8 * MiB));
       for (let run = 1; run <= RUNS; run++) {
-        for (const scenario of ['upload', 'download'] as const) {
+        for (const scenario of SCENARIOS) {
           const watch = watchRss(gw.pid);
           let r: { bytes: number; seconds: number };
           try {
@@ -169,7 +174,7 @@ async function main(): Promise<void> {
   }
 
   const rows: Array<Array<string | number>> = [['scenario', 'MiB', 'MB/s (median)', 'gw RSS baseline MiB', 'gw peak RSS MiB (max)', 'growth MiB (max)']];
-  for (const scenario of ['upload', 'download'] as const) {
+  for (const scenario of SCENARIOS) {
     const rs = results.filter((r) => r.scenario === scenario);
     rows.push([
       scenario,
@@ -184,7 +189,7 @@ async function main(): Promise<void> {
   const file = writeResult('large-bodies', {
     meta,
     tools: toolVersions(),
-    config: { sizeBytes: SIZE, runs: RUNS, fpmWorkers: WORKERS, fpmConfig: fpm.config },
+    config: { sizeBytes: SIZE, runs: RUNS, scenarios: SCENARIOS, fpmWorkers: WORKERS, fpmConfig: fpm.config },
     results,
   });
   console.log(`results: ${file}`);

@@ -149,7 +149,7 @@ export const phpShape = {
     "Read the whole request body before taking an upstream connection (nginx fastcgi_request_buffering on), so that a slow uploader never holds a php-fpm worker. false streams Content-Length bodies as they arrive.",
   ),
   bodyBufferSize: size(1024 ** 2, 'Request-body bytes one request may hold in memory (within memoryBudget); more goes to an unlinked temp file.'),
-  clientBodyTimeout: duration(60_000, 'Longest gap between two request-body chunks (nginx client_body_timeout): 408 while buffering; 0: none.'),
+  clientBodyTimeout: duration(60_000, 'Longest gap between two request-body chunks (nginx client_body_timeout): 408 while buffering; time the gateway holds the client back for its disk does not count; 0: none.'),
   responseBufferSize: size(64 * 1024, 'Response bytes held in memory for a client slower than the upstream (within memoryBudget) before spilling to a temp file.'),
   memoryBudget: size(64 * 1024 ** 2, 'Bytes that request bodies and unsent responses may hold in memory in this process, all requests together; past it they go to temp files.'),
   maxResponseSpill: size(1024 ** 3, 'Most response bytes spilled to a temp file per response (nginx fastcgi_max_temp_file_size); past it the upstream is paused. 0: pure backpressure.'),

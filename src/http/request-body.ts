@@ -5,7 +5,7 @@
  * before the request takes an upstream connection, in memory up to `bodyBufferSize`, then in
  * an anonymous temp file (see temp-file.ts), within `maxBodySize`. A slow uploader then costs
  * a socket and a few KiB, never a php-fpm worker. Every gap between body chunks is bounded by
- * `clientBodyTimeout` (408).
+ * `clientBodyTimeout` (408), except while the gateway itself holds the client back for the disk.
  *
  * Streamed (`requestBuffering: false`): a body with a Content-Length goes straight into
  * FCGI_STDIN as it arrives (the exchange bounds the gaps). A chunked body has no length up
@@ -153,8 +153,18 @@ function collect(req: IncomingMessage, limits: BodyLimits, expected: number | nu
       resumeIfDrained();
       finish();
     };
+    // clientBodyTimeout bounds the client's silence, not ours: while the gateway holds the
+    // client back (the temp file opening, or the disk behind), the timer is off, and it starts
+    // afresh on resume. nginx likewise does not read, so does not time, while it writes.
+    const holdClient = (): void => {
+      req.pause();
+      if (timer !== null) clearTimeout(timer);
+      timer = null;
+    };
     const resumeIfDrained = (): void => {
-      if (file !== null && !opening && !ended && req.isPaused() && file.pending <= (starved ? 0 : MAX_PENDING_DISK / 2)) req.resume();
+      if (file === null || opening || ended || !req.isPaused() || file.pending > (starved ? 0 : MAX_PENDING_DISK / 2)) return;
+      startTimer();
+      req.resume();
     };
     const flushBatch = (): void => {
       const batch = chunks;
@@ -167,7 +177,7 @@ function collect(req: IncomingMessage, limits: BodyLimits, expected: number | nu
         if (reserved) budget.give(n);
         afterAppend(err);
       });
-      if (file!.pending > (starved ? 0 : MAX_PENDING_DISK)) req.pause();
+      if (file!.pending > (starved ? 0 : MAX_PENDING_DISK)) holdClient();
     };
     const openFile = (): void => {
       opening = true;
@@ -210,7 +220,7 @@ function collect(req: IncomingMessage, limits: BodyLimits, expected: number | nu
       if (opening) {
         // The open waits its turn in libuv's thread pool: past a batch, the rest waits in the socket.
         batched += chunk.length;
-        if (batched >= DISK_BATCH) req.pause();
+        if (batched >= DISK_BATCH) holdClient();
         return;
       }
       // Memory while the body fits this request's share and the process-wide budget; a
@@ -237,6 +247,11 @@ function collect(req: IncomingMessage, limits: BodyLimits, expected: number | nu
       if (!ended) fail(new BodySourceError('client closed the connection before the body ended'));
     };
     const onTimeout = (): void => fail(new BodyTimeoutError(limits.clientBodyTimeout));
+    const startTimer = (): void => {
+      if (limits.clientBodyTimeout <= 0 || timer !== null || settled) return;
+      timer = setTimeout(onTimeout, limits.clientBodyTimeout);
+      timer.unref();
+    };
     const detach = (): void => {
       if (timer !== null) clearTimeout(timer);
       timer = null;
@@ -245,10 +260,7 @@ function collect(req: IncomingMessage, limits: BodyLimits, expected: number | nu
       req.removeListener('error', onError);
       req.removeListener('close', onClose);
     };
-    if (limits.clientBodyTimeout > 0) {
-      timer = setTimeout(onTimeout, limits.clientBodyTimeout);
-      timer.unref();
-    }
+    startTimer();
     req.on('data', onData);
     req.on('end', onEnd);
     req.on('error', onError);

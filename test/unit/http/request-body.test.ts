@@ -3,10 +3,12 @@
  * (no body, an empty one, a streamed one), what is refused before reading (a bad or too large
  * Content-Length), a body held in memory with its budget reservation until cleanup, a body
  * spooled to a temp file past bodyBufferSize, and the failures while collecting (too large,
- * cut short, the client gone, no data within clientBodyTimeout).
+ * cut short, the client gone, no data within clientBodyTimeout), and that timeout not counting
+ * while the gateway itself holds the client back for the disk.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, mkdtempSync, open, openSync, rmSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -159,6 +161,77 @@ describe('prepareBody', () => {
         assert.ok(pausesBeforeEnd >= 7, `the client was paused for each batch (${pausesBeforeEnd} pauses before the end)`);
       }
       p.cleanup();
+    }
+  });
+
+  test('clientBodyTimeout does not run while the gateway holds the client back for the disk, and runs again after', async () => {
+    /**
+     * Hold every thread of libuv's pool in an open() of a FIFO that has no writer yet, so the
+     * temp file cannot open for as long as the test likes; release() opens the writing ends
+     * (on this thread, which returns at once since a reader waits) and lets the pool go.
+     */
+    const holdThreadPool = async (): Promise<() => Promise<void>> => {
+      const threads = Number(process.env['UV_THREADPOOL_SIZE'] ?? 4);
+      const fifos: string[] = [];
+      const opened: Array<Promise<number>> = [];
+      for (let i = 0; i < threads; i++) {
+        const fifo = join(mkdtempSync(join(dir, 'pool-')), 'fifo');
+        execFileSync('mkfifo', [fifo]);
+        fifos.push(fifo);
+        opened.push(new Promise((res, rej) => open(fifo, 'r', (err, fd) => (err ? rej(err) : res(fd)))));
+      }
+      // Give the pool time to pick up every open (a thread blocks in each until release).
+      await new Promise((r) => setTimeout(r, 50));
+      return async () => {
+        for (const f of fifos) closeSync(openSync(f, 'w'));
+        for (const fd of await Promise.all(opened)) closeSync(fd);
+      };
+    };
+    const body = Buffer.alloc(512 * 1024, 'abcdefgh');
+    // The body timer is unref'd (a server's sockets keep the process alive); here a timer does.
+    const alive = setInterval(() => {}, 1000);
+    try {
+      for (const ending of ['completes', 'goes silent'] as const) {
+        const releasePool = await holdThreadPool();
+        let released = false;
+        const release = async (): Promise<void> => {
+          if (released) return;
+          released = true;
+          await releasePool();
+        };
+        const req = request({ 'content-length': String(body.length) });
+        const prepared = prepareBody(req, limits({ clientBodyTimeout: 40 })) as Promise<PreparedBody>;
+        let settledEarly: string | null = null;
+        prepared.then(
+          () => (settledEarly ??= 'resolved'),
+          (e: Error) => (settledEarly ??= e.name),
+        );
+        // The first chunk starts the open, which waits for the pool; past a batch the client is paused.
+        for (let i = 0; i < 5 * 64 * 1024; i += 64 * 1024) req.write(body.subarray(i, i + 64 * 1024));
+        assert.equal(req.isPaused(), true, 'held back while the temp file cannot open');
+        try {
+          // Many times clientBodyTimeout, with the client ready to send and held back by us.
+          await new Promise((r) => setTimeout(r, 400));
+          assert.equal(settledEarly, null, `${ending}: nothing settled while the gateway held the client (got ${settledEarly})`);
+        } finally {
+          // Never leave the pool held: the process could not exit.
+          await release();
+        }
+        for (let i = 5 * 64 * 1024; i < body.length; i += 64 * 1024) {
+          if (!req.write(body.subarray(i, i + 64 * 1024))) await new Promise((r) => req.once('drain', r));
+        }
+        if (ending === 'completes') {
+          req.end();
+          const p = await prepared;
+          assert.ok((await bytesOf(p.body)).equals(body), 'the same bytes');
+          p.cleanup();
+        } else {
+          // Every byte but the end sent, then silence: the client's own silence still gets 408.
+          await assert.rejects(prepared, BodyTimeoutError);
+        }
+      }
+    } finally {
+      clearInterval(alive);
     }
   });
 
