@@ -14,7 +14,8 @@
  * holds anything, new chunks go to the file until it is drained, so bytes never reorder.
  *
  * Send timeout (nginx `send_timeout`): while the client has not drained what it was given,
- * and between end() and 'finish', a timer runs; when it fires the client is dropped.
+ * and between res.end() and 'finish', a timer runs; when it fires the client is dropped. Time
+ * spent waiting for the temp file is not the client's and does not count.
  */
 import type { ServerResponse } from 'node:http';
 import { ClientSendTimeoutError, type GatewayError, ResponseSpillError } from '../errors.js';
@@ -74,6 +75,8 @@ export class SpillingWriter {
   /** write() returned false; the owner waits for events.resume(). */
   #upstreamPaused = false;
   #ending = false;
+  /** res.end() was called: waiting for 'finish', i.e. for the client to take the last bytes. */
+  #finishing = false;
   /** end() asked to destroy instead of ending cleanly (the upstream sent a short body). */
   #destroyAtEnd = false;
   #done = false;
@@ -288,6 +291,7 @@ export class SpillingWriter {
       return;
     }
     // The last bytes may still sit in the socket buffer: keep the send timeout until 'finish'.
+    this.#finishing = true;
     res.once('finish', this.#onFinish);
     this.#armTimer();
     res.end();
@@ -330,7 +334,9 @@ export class SpillingWriter {
 
   #onTimeout = (): void => {
     this.#timer = null;
-    if (!this.#blocked && !this.#ending) return; // not waiting for the client now
+    // Not waiting for the client now. (Ending with a backlog still on its way from the temp
+    // file is waiting for our disk, not the client: it does not count either.)
+    if (!this.#blocked && !this.#finishing) return;
     const waited = Date.now() - this.#waitingSince;
     if (waited < this.#o.sendTimeout) {
       // The client made progress since this timer started: wait out the rest of this wait.

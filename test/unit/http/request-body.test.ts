@@ -7,8 +7,7 @@
  * while the gateway itself holds the client back for the disk.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { closeSync, mkdtempSync, open, openSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +16,7 @@ import { after, describe, test } from 'node:test';
 import { BodySourceError, BodyTimeoutError, BodyTooLargeError } from '../../../src/errors.js';
 import { MemoryBudget } from '../../../src/http/memory-budget.js';
 import { type BodyLimits, type PreparedBody, prepareBody } from '../../../src/http/request-body.js';
+import { holdThreadPool } from '../../helpers/thread-pool.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'fcgi-gw-body-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -165,40 +165,12 @@ describe('prepareBody', () => {
   });
 
   test('clientBodyTimeout does not run while the gateway holds the client back for the disk, and runs again after', async () => {
-    /**
-     * Hold every thread of libuv's pool in an open() of a FIFO that has no writer yet, so the
-     * temp file cannot open for as long as the test likes; release() opens the writing ends
-     * (on this thread, which returns at once since a reader waits) and lets the pool go.
-     */
-    const holdThreadPool = async (): Promise<() => Promise<void>> => {
-      const threads = Number(process.env['UV_THREADPOOL_SIZE'] ?? 4);
-      const fifos: string[] = [];
-      const opened: Array<Promise<number>> = [];
-      for (let i = 0; i < threads; i++) {
-        const fifo = join(mkdtempSync(join(dir, 'pool-')), 'fifo');
-        execFileSync('mkfifo', [fifo]);
-        fifos.push(fifo);
-        opened.push(new Promise((res, rej) => open(fifo, 'r', (err, fd) => (err ? rej(err) : res(fd)))));
-      }
-      // Give the pool time to pick up every open (a thread blocks in each until release).
-      await new Promise((r) => setTimeout(r, 50));
-      return async () => {
-        for (const f of fifos) closeSync(openSync(f, 'w'));
-        for (const fd of await Promise.all(opened)) closeSync(fd);
-      };
-    };
     const body = Buffer.alloc(512 * 1024, 'abcdefgh');
     // The body timer is unref'd (a server's sockets keep the process alive); here a timer does.
     const alive = setInterval(() => {}, 1000);
     try {
       for (const ending of ['completes', 'goes silent'] as const) {
-        const releasePool = await holdThreadPool();
-        let released = false;
-        const release = async (): Promise<void> => {
-          if (released) return;
-          released = true;
-          await releasePool();
-        };
+        const release = await holdThreadPool(dir);
         const req = request({ 'content-length': String(body.length) });
         const prepared = prepareBody(req, limits({ clientBodyTimeout: 40 })) as Promise<PreparedBody>;
         let settledEarly: string | null = null;

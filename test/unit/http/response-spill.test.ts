@@ -15,6 +15,7 @@ import fc from 'fast-check';
 import { MemoryBudget } from '../../../src/http/memory-budget.js';
 import { type SpillOptions, SpillingWriter } from '../../../src/http/response-spill.js';
 import { openFilesUnder, waitFor } from '../../helpers/gateway.js';
+import { holdThreadPool } from '../../helpers/thread-pool.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'spill-unit-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -165,4 +166,30 @@ test('a drain restarts the send timeout', async (t) => {
   assert.equal(res.destroyed, false, 'progress within the timeout keeps the client');
   t.mock.timers.tick(1000);
   assert.equal(res.destroyed, true);
+});
+
+test('waiting for the temp file is not the client waiting: the send timeout does not drop a client that keeps up', async () => {
+  const res = new FakeRes(1);
+  const { w, events } = make(res, { memory: 0, sendTimeout: 40 });
+  const spilled = Buffer.alloc(100_000, 'spill');
+  // The pool is held first: the temp file's open queues behind it and waits until release.
+  const release = await holdThreadPool(dir);
+  try {
+    w.write(Buffer.alloc(100, 'd')); // direct; the client is now full
+    w.write(spilled); // bound for the temp file, which cannot open yet
+    res.drain(); // the client took everything it was given: the rest waits for our disk
+    w.end();
+    // Many times sendTimeout with the client keeping up and the disk stalled on our side.
+    await new Promise((r) => setTimeout(r, 400));
+    assert.deepEqual(events.failed, [], 'not dropped while the gateway waited for its disk');
+    assert.equal(res.destroyed, false);
+  } finally {
+    await release();
+  }
+  await waitFor(() => {
+    res.drain();
+    return res.ended;
+  }, 'the writer to end the response');
+  assert.ok(res.bytes.equals(Buffer.concat([Buffer.alloc(100, 'd'), spilled])), 'every byte, in order');
+  assert.deepEqual(events.failed, []);
 });
