@@ -3,10 +3,11 @@
  * front of a private php-fpm, loaded by wrk; then the functions with the most self time.
  *
  *   node --import tsx bench/http/profile.ts            WORKLOAD=hello DURATION=10 CONNECTIONS=50
- *   PROF_DIR=/tmp/prof  (keeps the .cpuprofile for a flame graph: open it in Chrome DevTools)
+ *   PROF_DIR=/tmp/prof  (keeps the .cpuprofile for a flame graph: open it in Chrome DevTools;
+ *                       without it the profile goes with the temp dir once summarised)
  *   SERVE_ARGS="--log json"  (extra serve flags)
  */
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { startPhpFpm } from '../../src/fpm/launcher.js';
@@ -59,4 +60,6 @@ for (const n of prof.nodes) {
 }
 const top = [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, Number(process.env['TOP'] ?? 40));
 for (const [k, v] of top) console.log(`${((100 * v) / total).toFixed(1).padStart(5)}%  ${k}`);
-console.log(`profile: ${join(profDir, file)}`);
+if (process.env['PROF_DIR']) console.log(`profile: ${join(profDir, file)}`);
+// The document root, wrk script and (without PROF_DIR) the profile.
+rmSync(dir, { recursive: true, force: true });
