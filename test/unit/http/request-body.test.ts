@@ -16,6 +16,7 @@ import { after, describe, test } from 'node:test';
 import { BodySourceError, BodyTimeoutError, BodyTooLargeError } from '../../../src/errors.js';
 import { MemoryBudget } from '../../../src/http/memory-budget.js';
 import { type BodyLimits, type PreparedBody, prepareBody } from '../../../src/http/request-body.js';
+import { openFilesUnder, waitFor } from '../../helpers/gateway.js';
 import { holdThreadPool } from '../../helpers/thread-pool.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'fcgi-gw-body-'));
@@ -164,43 +165,68 @@ describe('prepareBody', () => {
     }
   });
 
-  test('clientBodyTimeout does not run while the gateway holds the client back for the disk, and runs again after', async () => {
-    const body = Buffer.alloc(512 * 1024, 'abcdefgh');
+  test('clientBodyTimeout does not run while the gateway holds the client back for the disk, and runs again after', { timeout: 30_000 }, async () => {
+    const body = Buffer.alloc(2 * 1024 * 1024, 'abcdefgh');
+    const CHUNK = 64 * 1024;
     // The body timer is unref'd (a server's sockets keep the process alive); here a timer does.
     const alive = setInterval(() => {}, 1000);
     try {
-      for (const ending of ['completes', 'goes silent'] as const) {
-        const release = await holdThreadPool(dir);
+      // Held back while the temp file cannot open, or once it is open while its writes cannot
+      // land (over 1 MiB on its way to disk); then the client completes, or goes silent.
+      const cases = [
+        { hold: 'the open', ending: 'completes' },
+        { hold: 'the open', ending: 'goes silent' },
+        { hold: 'the writes', ending: 'completes' },
+      ] as const;
+      for (const { hold, ending } of cases) {
+        const what = `held on ${hold}, then ${ending}`;
         const req = request({ 'content-length': String(body.length) });
-        const prepared = prepareBody(req, limits({ clientBodyTimeout: 40 })) as Promise<PreparedBody>;
+        let sent = 0;
+        // Held before the request starts: holding takes longer than clientBodyTimeout.
+        let release: (() => Promise<void>) | null = hold === 'the open' ? await holdThreadPool(dir) : null;
+        let prepared: Promise<PreparedBody> | undefined;
         let settledEarly: string | null = null;
-        prepared.then(
-          () => (settledEarly ??= 'resolved'),
-          (e: Error) => (settledEarly ??= e.name),
-        );
-        // The first chunk starts the open, which waits for the pool; past a batch the client is paused.
-        for (let i = 0; i < 5 * 64 * 1024; i += 64 * 1024) req.write(body.subarray(i, i + 64 * 1024));
-        assert.equal(req.isPaused(), true, 'held back while the temp file cannot open');
         try {
+          prepared = prepareBody(req, limits({ maxBodySize: 0, clientBodyTimeout: 250 })) as Promise<PreparedBody>;
+          prepared.then(
+            () => (settledEarly ??= 'resolved'),
+            (e: Error) => (settledEarly ??= e.name),
+          );
+          if (hold === 'the writes') {
+            // The first chunk opens the file (the declared length is past bodyBufferSize).
+            req.write(body.subarray(0, CHUNK));
+            sent = CHUNK;
+            await waitFor(() => openFilesUnder(dir).length === 1, 'the temp file to open');
+            release = await holdThreadPool(dir);
+          }
+          // As fast as the stream delivers them, until the gateway pauses the client.
+          while (!req.isPaused() && sent < body.length) {
+            req.write(body.subarray(sent, sent + CHUNK));
+            sent += CHUNK;
+            await new Promise((r) => setImmediate(r));
+          }
+          assert.equal(req.isPaused(), true, `${what}: the client is held back (sent ${sent})`);
           // Many times clientBodyTimeout, with the client ready to send and held back by us.
-          await new Promise((r) => setTimeout(r, 400));
-          assert.equal(settledEarly, null, `${ending}: nothing settled while the gateway held the client (got ${settledEarly})`);
+          // (The timeout is long enough for the set-up above: waiting for the open, holding the pool.)
+          await new Promise((r) => setTimeout(r, 1200));
+          assert.equal(settledEarly, null, `${what}: nothing settled while the gateway held the client (got ${settledEarly})`);
         } finally {
           // Never leave the pool held: the process could not exit.
-          await release();
+          await release?.();
         }
-        for (let i = 5 * 64 * 1024; i < body.length; i += 64 * 1024) {
-          if (!req.write(body.subarray(i, i + 64 * 1024))) await new Promise((r) => req.once('drain', r));
+        for (; sent < body.length; sent += CHUNK) {
+          if (!req.write(body.subarray(sent, sent + CHUNK))) await new Promise((r) => req.once('drain', r));
         }
         if (ending === 'completes') {
           req.end();
-          const p = await prepared;
-          assert.ok((await bytesOf(p.body)).equals(body), 'the same bytes');
+          const p = await prepared!;
+          assert.ok((await bytesOf(p.body)).equals(body), `${what}: the same bytes`);
           p.cleanup();
         } else {
           // Every byte but the end sent, then silence: the client's own silence still gets 408.
-          await assert.rejects(prepared, BodyTimeoutError);
+          await assert.rejects(prepared!, BodyTimeoutError);
         }
+        await waitFor(() => openFilesUnder(dir).length === 0, 'the temp file closed');
       }
     } finally {
       clearInterval(alive);

@@ -168,7 +168,7 @@ test('a drain restarts the send timeout', async (t) => {
   assert.equal(res.destroyed, true);
 });
 
-test('waiting for the temp file is not the client waiting: the send timeout does not drop a client that keeps up', async () => {
+test('waiting for the temp file is not the client waiting: the send timeout does not drop a client that keeps up', { timeout: 20_000 }, async () => {
   const res = new FakeRes(1);
   const { w, events } = make(res, { memory: 0, sendTimeout: 40 });
   const spilled = Buffer.alloc(100_000, 'spill');
