@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findPhpFpm, type PhpFpmProcess, startPhpFpm } from '../fpm/launcher.js';
 import { type Backend, type ContenderName, type Running, startContender } from './contenders.js';
-import { type LoadResult, runConstantRate, runWrk, WRK_BIN, WRK_INSTALL_HINT } from './load.js';
+import { type LoadResult, runConstantRate, runWrk, WRK_BIN, WRK_INSTALL_HINT, type WrkRun } from './load.js';
 import { NGINX_BIN, NGINX_INSTALL_HINT } from './nginx.js';
 import { BenchInterrupted, installCleanup, isAborting, onInterrupt, stopTree, treeCpuTimeUs } from './procs.js';
 import { postBody, type Workload, writeBenchRoot } from './workloads.js';
@@ -29,6 +29,11 @@ export interface BenchOptions {
   readonly rounds: number;
   readonly durationS: number;
   readonly warmupS: number;
+  /**
+   * The warm-up goes on until this many requests (within MAX_WARMUP_S): a slow workload's
+   * first seconds are V8 still compiling the gateway's hot paths, which a server pays once.
+   */
+  readonly warmupRequests: number;
   readonly workloads: readonly Workload[];
   readonly contenders: readonly ContenderName[];
   readonly concurrency: readonly number[];
@@ -57,6 +62,8 @@ export interface Turn {
   /** CPU-seconds of the backend (php-fpm or the responder) over the same run; null: not ours to measure. */
   readonly backendCpuS: number | null;
   readonly peakRssKb: number;
+  /** Seconds of warm-up load this turn had (warmupS, extended for warmupRequests). */
+  readonly warmupS: number;
 }
 
 /** Medians per workload, concurrency and contender. */
@@ -278,7 +285,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
                 await check(server, c);
                 const run = { url: `${server.origin}${w.path}`, connections: conc, ...(w.postBytes !== undefined ? { postBytes: w.postBytes } : {}), ...headersOf(w) };
                 const script = join(dir, 'wrk.lua');
-                if (o.warmupS > 0) await runWrk({ ...run, durationS: o.warmupS }, script);
+                const warmedS = await warmUp(run, script, o);
                 const cpu0 = server.cpuS();
                 const backend0 = backendCpuS(w);
                 const load = await runWrk({ ...run, durationS: o.durationS }, script);
@@ -292,6 +299,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
                   serverCpuS: server.cpuS() - cpu0,
                   backendCpuS: backend0 !== null && backend1 !== null ? backend1 - backend0 : null,
                   peakRssKb: server.peakRssKb(),
+                  warmupS: warmedS,
                 });
               } finally {
                 await server.stop();
@@ -320,7 +328,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
             try {
               // A fresh process: answer checked and warmed up first, or the tail is its cold start.
               await check(server, c);
-              if (o.warmupS > 0) await runWrk({ url: `${server.origin}${w.path}`, connections: conc, durationS: o.warmupS, ...(w.postBytes !== undefined ? { postBytes: w.postBytes } : {}), ...headersOf(w) }, join(dir, 'wrk.lua'));
+              await warmUp({ url: `${server.origin}${w.path}`, connections: conc, ...(w.postBytes !== undefined ? { postBytes: w.postBytes } : {}), ...headersOf(w) }, join(dir, 'wrk.lua'), o);
               const load = await runConstantRate({ origin: server.origin, path: w.path, rate, connections: conc, durationS: o.durationS, ...(w.postBytes !== undefined ? { postBytes: w.postBytes } : {}), ...headersOf(w) });
               rates.push({ workload: w.name, contender: c, reference: ref, rate, connections: conc, load });
             } finally {
@@ -398,3 +406,25 @@ export function summarize(turns: readonly Turn[], flags: ReadonlyMap<string, str
   });
 }
 
+
+/** The longest warm-up that warmupRequests can ask for. */
+export const MAX_WARMUP_S = 20;
+
+/**
+ * Load before a measured run: warmupS seconds, then, if that made fewer than warmupRequests
+ * requests, as many seconds more as its rate says the rest needs (within MAX_WARMUP_S in all).
+ * Every contender gets the same rule; nginx, which has nothing to compile, loses nothing by it.
+ */
+async function warmUp(run: Omit<WrkRun, 'durationS'>, script: string, o: Pick<BenchOptions, 'warmupS' | 'warmupRequests'>): Promise<number> {
+  if (o.warmupS <= 0) return 0;
+  const first = await runWrk({ ...run, durationS: o.warmupS }, script);
+  const more = warmupExtensionS(first.requests, first.rps, o.warmupS, o.warmupRequests);
+  if (more > 0) await runWrk({ ...run, durationS: more }, script);
+  return o.warmupS + more;
+}
+
+/** Seconds of warm-up still needed after `done` requests at `rps` in `spentS` seconds (0: none). */
+export function warmupExtensionS(done: number, rps: number, spentS: number, wanted: number): number {
+  if (done >= wanted || !(rps > 0)) return 0;
+  return Math.max(0, Math.min(MAX_WARMUP_S - spentS, Math.ceil((wanted - done) / rps)));
+}

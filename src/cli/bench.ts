@@ -20,6 +20,7 @@ export interface BenchArgs {
   readonly rounds: number;
   readonly duration: number;
   readonly warmup: number;
+  readonly warmupRequests: number;
   readonly workloads?: string | undefined;
   readonly contenders?: string | undefined;
   readonly concurrency: string;
@@ -53,6 +54,7 @@ export function parseBenchArgs(a: BenchArgs, cwd: string): { workloads: Workload
   positive(a.duration, '--duration');
   positive(a.fpmWorkers, '--fpm-workers');
   if (!Number.isInteger(a.warmup) || a.warmup < 0) throw new CliError(ExitCode.Usage, `--warmup must be a whole number ≥ 0, got ${a.warmup}`);
+  if (!Number.isInteger(a.warmupRequests) || a.warmupRequests < 0) throw new CliError(ExitCode.Usage, `--warmup-requests must be a whole number ≥ 0, got ${a.warmupRequests}`);
   const contenders = (csv(a.contenders) ?? [...DEFAULT_CONTENDERS]) as ContenderName[];
   if (contenders.includes('gateway-base')) {
     if (a.baseline === undefined) throw new CliError(ExitCode.Usage, 'the gateway-base contender needs --baseline DIST (the dist/ directory of another build)');
@@ -89,6 +91,7 @@ export async function benchCommand(a: BenchArgs, io: CliIo & { readonly cwd: str
     rounds: a.rounds,
     durationS: a.duration,
     warmupS: a.warmup,
+    warmupRequests: a.warmupRequests,
     workloads: parsed.workloads.map((w) => w.name),
     contenders: parsed.contenders,
     concurrency: parsed.concurrency,

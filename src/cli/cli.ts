@@ -215,7 +215,8 @@ export async function runCli(argv: readonly string[], env: CliEnv): Promise<numb
         y
           .option('rounds', { type: 'number', default: 3, describe: 'interleaved rounds per workload and concurrency (medians are reported)' })
           .option('duration', { type: 'number', default: 5, describe: 'seconds of load per measured run' })
-          .option('warmup', { type: 'number', default: 1, describe: 'seconds of load before each measured run' })
+          .option('warmup', { type: 'number', default: 1, describe: 'seconds of load before each measured run (0: none)' })
+          .option('warmup-requests', { type: 'number', default: 3000, describe: 'and at least this many requests, up to 20 s: a fresh gateway compiles its hot paths (V8) over its first few thousand' })
           .option('workloads', { type: 'string', describe: 'comma-separated: hello, json, download-1m, upload-1m, static-10k, front-controller, responder (default all; none with --app)' })
           .option('contenders', { type: 'string', describe: 'comma-separated: gateway, gateway-w2, gateway-log, gateway-base, nginx-stock, nginx-keepalive, nginx-log (default nginx-keepalive,nginx-stock,gateway,gateway-w2)' })
           .option('concurrency', { alias: 'c', type: 'string', default: '1,50,256', describe: 'comma-separated connection counts' })
@@ -235,6 +236,7 @@ export async function runCli(argv: readonly string[], env: CliEnv): Promise<numb
               rounds: a.rounds,
               duration: a.duration,
               warmup: a.warmup,
+              warmupRequests: a.warmupRequests,
               workloads: a.workloads,
               contenders: a.contenders,
               concurrency: a.concurrency,

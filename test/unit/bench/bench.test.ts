@@ -10,7 +10,7 @@ import { describe, test } from 'node:test';
 import { nodeFlagsOf } from '../../../src/bench/contenders.js';
 import { parseWrkSummary, wrkScript } from '../../../src/bench/load.js';
 import { type BenchMeta, formatTable, renderHtml, reportName } from '../../../src/bench/report.js';
-import { rotation, summarize, type Turn } from '../../../src/bench/run.js';
+import { MAX_WARMUP_S, rotation, summarize, type Turn, warmupExtensionS } from '../../../src/bench/run.js';
 import { BUILTIN_WORKLOADS, postBody } from '../../../src/bench/workloads.js';
 import { parseBenchArgs } from '../../../src/cli/bench.js';
 import { CliError } from '../../../src/cli/exit-codes.js';
@@ -51,7 +51,7 @@ describe('rounds and summary', () => {
     assert.deepEqual([0, 1, 2, 3].map((r) => rotation(['a', 'b', 'c'], r).join('')), ['abc', 'bca', 'cab', 'abc']);
   });
   test('medians over rounds, ratios to the two nginx configurations, CPU per request', () => {
-    const t = (contender: Turn['contender'], round: number, rps: number, cpuS: number): Turn => ({ workload: 'hello', concurrency: 50, contender, round, load: load(rps), serverCpuS: cpuS, backendCpuS: 0.1, peakRssKb: 1024 * (10 + round) });
+    const t = (contender: Turn['contender'], round: number, rps: number, cpuS: number): Turn => ({ workload: 'hello', concurrency: 50, contender, round, load: load(rps), serverCpuS: cpuS, backendCpuS: 0.1, peakRssKb: 1024 * (10 + round), warmupS: 1 });
     const s = summarize([
       t('nginx-keepalive', 0, 10_000, 0.4),
       t('nginx-keepalive', 1, 12_000, 0.4),
@@ -74,7 +74,7 @@ describe('rounds and summary', () => {
     assert.equal(gw.flagged, null);
   });
   test('errors, non-2xx answers and wrong answers flag a contender', () => {
-    const turn = (contender: Turn['contender'], l: Turn['load']): Turn => ({ workload: 'w', concurrency: 1, contender, round: 0, load: l, serverCpuS: 0, backendCpuS: null, peakRssKb: 0 });
+    const turn = (contender: Turn['contender'], l: Turn['load']): Turn => ({ workload: 'w', concurrency: 1, contender, round: 0, load: l, serverCpuS: 0, backendCpuS: null, peakRssKb: 0, warmupS: 1 });
     const s = summarize([turn('gateway', load(10, { errors: 2 })), turn('gateway-w2', load(10, { non2xx: 5 })), turn('nginx-stock', load(10))], new Map([['w nginx-stock', 'status 502']]));
     assert.deepEqual(
       s.map((x) => x.flagged),
@@ -88,8 +88,8 @@ describe('rounds and summary', () => {
 describe('report', () => {
   const meta: BenchMeta = { date: '2026-12-01T16:40:00.123Z', gateway: '0.1.0', commit: 'abc1234', node: 'v20.19.0', gatewayNodeFlags: ['--initial-old-space-size=64'], php: '8.2.29', nginx: '1.22.1', wrk: '4.1.0', cpus: 2, cpuModel: 'cpu', loadavg: [0.5, 0.4, 0.3] };
   const turns: Turn[] = [
-    { workload: 'hello', concurrency: 50, contender: 'nginx-keepalive', round: 0, load: load(10_000), serverCpuS: 0.4, backendCpuS: 0.5, peakRssKb: 12_000 },
-    { workload: 'hello', concurrency: 50, contender: 'gateway', round: 0, load: load(8_000), serverCpuS: 0.8, backendCpuS: 0.5, peakRssKb: 90_000 },
+    { workload: 'hello', concurrency: 50, contender: 'nginx-keepalive', round: 0, load: load(10_000), serverCpuS: 0.4, backendCpuS: 0.5, peakRssKb: 12_000, warmupS: 1 },
+    { workload: 'hello', concurrency: 50, contender: 'gateway', round: 0, load: load(8_000), serverCpuS: 0.8, backendCpuS: 0.5, peakRssKb: 90_000, warmupS: 7 },
   ];
   const result = { turns, summary: summarize(turns), constantRate: [], mismatches: ['app /: gateway: body of 3 bytes differs <b>'], failures: [], backend: { php: 'php-fpm8.2', workers: 4, root: '/tmp/x' } };
   test('the file name carries date, commit, versions and cores', () => {
@@ -124,7 +124,7 @@ describe('gateway-base', () => {
 });
 
 describe('bench flags', () => {
-  const base = { rounds: 3, duration: 5, warmup: 1, concurrency: '1,50,256', fpmWorkers: 4, url: [] as string[], constantRate: true };
+  const base = { rounds: 3, duration: 5, warmup: 1, warmupRequests: 3000, concurrency: '1,50,256', fpmWorkers: 4, url: [] as string[], constantRate: true };
   test('defaults: every built-in workload, four contenders', () => {
     const p = parseBenchArgs(base, '/');
     assert.deepEqual(
@@ -138,9 +138,17 @@ describe('bench flags', () => {
     assert.throws(() => parseBenchArgs({ ...base, workloads: 'hello,nope' }, '/'), (e: unknown) => e instanceof CliError && /unknown workload nope; choose from hello, json/.test(e.message));
     assert.throws(() => parseBenchArgs({ ...base, contenders: 'apache' }, '/'), /unknown contender "apache"/);
     assert.throws(() => parseBenchArgs({ ...base, rounds: 0 }, '/'), /--rounds must be a whole number ≥ 1/);
+    assert.throws(() => parseBenchArgs({ ...base, warmupRequests: -1 }, '/'), /--warmup-requests must be a whole number ≥ 0/);
     assert.throws(() => parseBenchArgs({ ...base, concurrency: '10,x' }, '/'), /--concurrency/);
     assert.throws(() => parseBenchArgs({ ...base, url: ['/'] }, '/'), /--url needs --app/);
     assert.throws(() => parseBenchArgs({ ...base, app: '/nonexistent-dir-xyz', url: ['/'] }, '/'), /is not a directory/);
+  });
+  test('the warm-up is extended until enough requests, within its cap, by what the first part\'s rate says', () => {
+    assert.equal(warmupExtensionS(6000, 6000, 1, 3000), 0, 'a fast workload: 1 s was enough');
+    assert.equal(warmupExtensionS(450, 450, 1, 3000), 6, '2,550 more at 450/s: 6 s');
+    assert.equal(warmupExtensionS(20, 20, 1, 3000), MAX_WARMUP_S - 1, 'never past the cap in all');
+    assert.equal(warmupExtensionS(0, 0, 1, 3000), 0, 'no rate (every request failed): nothing to extrapolate');
+    assert.equal(warmupExtensionS(450, 450, 1, 0), 0, '--warmup-requests 0: seconds only');
   });
   test('the POST body is the pattern wrk sends', () => {
     assert.equal(postBody(20).toString(), '0123456789abcdef0123');
