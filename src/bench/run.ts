@@ -253,11 +253,19 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
     const rateTotal = o.constantRate ? o.workloads.length * o.contenders.length : 0;
     let done = 0;
     let ratesDone = 0;
+    // Warm-up beyond warmupS (for warmupRequests) in this workload's turns so far: the guess
+    // for its remaining ones. Another workload's rate is unknown until it runs.
+    const perWorkload = o.concurrency.length * o.rounds * o.contenders.length;
+    let doneHere = 0;
+    let extraHereS = 0;
     const left = (): string => {
-      const s = Math.round((turnsTotal - done) * turnS + (rateTotal - ratesDone) * (o.durationS + 1));
+      const extra = doneHere > 0 ? ((perWorkload - doneHere) * extraHereS) / doneHere : 0;
+      const s = Math.round((turnsTotal - done) * turnS + extra + (rateTotal - ratesDone) * (o.durationS + 1));
       return s >= 60 ? `${Math.floor(s / 60)} min ${s % 60} s` : `${s} s`;
     };
     for (const w of o.workloads) {
+      doneHere = 0;
+      extraHereS = 0;
       const reference = new Map<string, { status: number; body: Buffer; from: ContenderName }>();
       const check = async (server: Running, c: ContenderName): Promise<void> => {
         const a = await fetchAnswer(server.origin, w);
@@ -286,6 +294,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
                 const run = { url: `${server.origin}${w.path}`, connections: conc, ...(w.postBytes !== undefined ? { postBytes: w.postBytes } : {}), ...headersOf(w) };
                 const script = join(dir, 'wrk.lua');
                 const warmedS = await warmUp(run, script, o);
+                extraHereS += warmedS - o.warmupS;
                 const cpu0 = server.cpuS();
                 const backend0 = backendCpuS(w);
                 const load = await runWrk({ ...run, durationS: o.durationS }, script);
@@ -306,6 +315,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
               }
             });
             done++;
+            doneHere++;
           }
         }
       }
