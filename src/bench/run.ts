@@ -291,7 +291,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
               const server = await startContender(c, backendFor(w), { baseline: o.baseline });
               try {
                 await check(server, c);
-                const run = { url: `${server.origin}${w.path}`, connections: conc, ...(w.postBytes !== undefined ? { postBytes: w.postBytes } : {}), ...headersOf(w) };
+                const run = wrkRunFor(w, server.origin, conc);
                 const script = join(dir, 'wrk.lua');
                 const warmedS = await warmUp(run, script, o);
                 extraHereS += warmedS - o.warmupS;
@@ -338,7 +338,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
             try {
               // A fresh process: answer checked and warmed up first, or the tail is its cold start.
               await check(server, c);
-              await warmUp({ url: `${server.origin}${w.path}`, connections: conc, ...(w.postBytes !== undefined ? { postBytes: w.postBytes } : {}), ...headersOf(w) }, join(dir, 'wrk.lua'), o);
+              await warmUp(wrkRunFor(w, server.origin, conc), join(dir, 'wrk.lua'), o);
               const load = await runConstantRate({ origin: server.origin, path: w.path, rate, connections: conc, durationS: o.durationS, ...(w.postBytes !== undefined ? { postBytes: w.postBytes } : {}), ...headersOf(w) });
               rates.push({ workload: w.name, contender: c, reference: ref, rate, connections: conc, load });
             } finally {
@@ -366,6 +366,11 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
 /** The workload's request headers for wrk (the Lua script sets them). */
 function headersOf(w: Workload): { headers?: Readonly<Record<string, string>> } {
   return w.headers !== undefined ? { headers: w.headers } : {};
+}
+
+/** What wrk needs to load workload `w` on `origin` with `connections` (the duration apart). */
+function wrkRunFor(w: Workload, origin: string, connections: number): Omit<WrkRun, 'durationS'> {
+  return { url: `${origin}${w.path}`, connections, ...(w.postBytes !== undefined ? { postBytes: w.postBytes } : {}), ...headersOf(w) };
 }
 
 /** Medians over rounds, ratios to nginx, flags. */
@@ -415,7 +420,6 @@ export function summarize(turns: readonly Turn[], flags: ReadonlyMap<string, str
     };
   });
 }
-
 
 /** The longest warm-up that warmupRequests can ask for. */
 export const MAX_WARMUP_S = 20;
