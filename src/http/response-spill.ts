@@ -13,14 +13,22 @@
  * Backlog order: memory chunks first, then the file region [readPos, size). Once the file
  * holds anything, new chunks go to the file until it is drained, so bytes never reorder.
  *
+ * Buffers: a chunk lent by `blocks` (upstream/blocks.ts) becomes this writer's, and goes back
+ * to the pool once node is done with it: after its write to the client completed (only when
+ * that callback means so, see writeCallbackFreesChunk) or after its write to the temp file.
+ * The file is read back into lent blocks too. So a long download reuses a few dozen blocks
+ * instead of allocating three fresh buffers per 64 KiB.
+ *
  * Send timeout (nginx `send_timeout`): while the client has not drained what it was given,
  * and between res.end() and 'finish', a timer runs; when it fires the client is dropped. Time
  * spent waiting for the temp file is not the client's and does not count.
  */
 import type { ServerResponse } from 'node:http';
 import { ClientSendTimeoutError, type GatewayError, ResponseSpillError } from '../errors.js';
+import { BLOCK_SIZE, blocks } from '../upstream/blocks.js';
 import type { MemoryBudget } from './memory-budget.js';
 import { TempFile } from './temp-file.js';
+import { writeCallbackFreesChunk } from './wire.js';
 
 /** Limits of one writer. */
 export interface SpillOptions {
@@ -44,8 +52,8 @@ export interface SpillEvents {
   failed(err: GatewayError): void;
 }
 
-/** Bytes read back from the temp file at a time. */
-const READ_CHUNK = 64 * 1024;
+/** Bytes read back from the temp file at a time: one block. */
+const READ_CHUNK = BLOCK_SIZE;
 /** Spilled bytes not yet on disk (held in memory meanwhile) above which the upstream pauses. */
 const MAX_PENDING_DISK = 1024 * 1024;
 /** Chunks bound for the temp file are gathered into writes of about this size (one writev). */
@@ -56,6 +64,8 @@ export class SpillingWriter {
   readonly #res: ServerResponse;
   readonly #o: SpillOptions;
   readonly #events: SpillEvents;
+  /** Lent blocks may go back to the pool from res.write callbacks. */
+  readonly #reuse: boolean;
   /** Memory backlog (sent before anything in the file). */
   #queue: Buffer[] = [];
   #queued = 0;
@@ -86,6 +96,7 @@ export class SpillingWriter {
     this.#res = res;
     this.#o = options;
     this.#events = events;
+    this.#reuse = writeCallbackFreesChunk(res);
     res.once('close', this.#onClose);
   }
 
@@ -98,7 +109,7 @@ export class SpillingWriter {
   write(chunk: Buffer): boolean {
     if (this.#done || this.#ending) return true;
     if (!this.#blocked && this.backlog === 0) {
-      if (this.#res.write(chunk)) return true;
+      if (this.#send(chunk, chunk)) return true;
       this.#block();
       return this.#o.maxSpill > 0 || this.#o.memory > 0 ? true : this.#pauseUpstream();
     }
@@ -181,7 +192,7 @@ export class SpillingWriter {
         this.#file = f;
         this.#opening = null;
         this.#openingBytes = 0;
-        f.appendv(waiting, this.#afterAppend);
+        this.#append(f, waiting);
         this.#pump();
       },
       (err: unknown) => this.#fail(new ResponseSpillError(err)),
@@ -192,7 +203,15 @@ export class SpillingWriter {
     const batch = this.#batch;
     this.#batch = [];
     this.#batchBytes = 0;
-    this.#file!.appendv(batch, this.#afterAppend);
+    this.#append(this.#file!, batch);
+  }
+
+  /** Write `chunks` to the file; lent ones go back to the pool once the write returned. */
+  #append(f: TempFile, chunks: Buffer[]): void {
+    f.appendv(chunks, (err) => {
+      for (const c of chunks) blocks.give(c);
+      this.#afterAppend(err);
+    });
   }
 
   #afterAppend = (err: Error | null): void => {
@@ -222,7 +241,6 @@ export class SpillingWriter {
   /** Give the client what is backlogged, until it pushes back or nothing is left. */
   #pump(): void {
     if (this.#done || this.#reading) return;
-    const res = this.#res;
     while (!this.#blocked) {
       const next = this.#queue.shift();
       if (next !== undefined) {
@@ -230,7 +248,7 @@ export class SpillingWriter {
         const back = Math.min(next.length, this.#reserved);
         this.#reserved -= back;
         this.#o.budget.give(back);
-        if (!res.write(next)) this.#block();
+        if (!this.#send(next, next)) this.#block();
         continue;
       }
       const f = this.#file;
@@ -257,18 +275,27 @@ export class SpillingWriter {
 
   #readFile(f: TempFile): void {
     this.#reading = true;
-    const len = Math.min(READ_CHUNK, f.written - this.#readPos);
-    f.readAt(this.#readPos, len, (err, data) => {
+    const buf = blocks.take(Math.min(READ_CHUNK, f.written - this.#readPos));
+    f.readInto(this.#readPos, buf, (err, n) => {
       this.#reading = false;
-      if (this.#done) return;
-      if (err || data.length === 0) {
-        this.#fail(new ResponseSpillError(err ?? new Error('short read')));
+      if (this.#done || err || n === 0) {
+        blocks.give(buf);
+        if (!this.#done) this.#fail(new ResponseSpillError(err ?? new Error('short read')));
         return;
       }
-      this.#readPos += data.length;
-      if (!this.#res.write(data)) this.#block();
+      this.#readPos += n;
+      if (!this.#send(n === buf.length ? buf : buf.subarray(0, n), buf)) this.#block();
       this.#pump();
     });
+  }
+
+  /**
+   * res.write(data); `lent` (the block `data` lies in, when the pool lent it) goes back to the
+   * pool once the write completed.
+   */
+  #send(data: Buffer, lent: Buffer): boolean {
+    if (!this.#reuse || !blocks.lent(lent)) return this.#res.write(data);
+    return this.#res.write(data, () => blocks.give(lent));
   }
 
   #maybeResume(): void {

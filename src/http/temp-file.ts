@@ -126,16 +126,21 @@ export class TempFile {
 
   /** Read up to `length` bytes at `position` into a new buffer (shorter at the end). */
   readAt(position: number, length: number, cb: (err: Error | null, data: Buffer) => void): void {
+    const buf = Buffer.allocUnsafe(length);
+    this.readInto(position, buf, (err, n) => cb(err, err ? Buffer.alloc(0) : buf.subarray(0, n)));
+  }
+
+  /** Read up to `buf.length` bytes at `position` into `buf`; `n` is how many arrived. */
+  readInto(position: number, buf: Buffer, cb: (err: Error | null, n: number) => void): void {
     this.#enqueue((done) => {
       if (this.#error) {
         done();
-        cb(this.#error, Buffer.alloc(0));
+        cb(this.#error, 0);
         return;
       }
-      const buf = Buffer.allocUnsafe(length);
-      read(this.#fd, buf, 0, length, position, (err, n) => {
+      read(this.#fd, buf, 0, buf.length, position, (err, n) => {
         done();
-        cb(err, err ? Buffer.alloc(0) : buf.subarray(0, n));
+        cb(err, err ? 0 : n);
       });
     });
   }

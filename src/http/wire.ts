@@ -12,9 +12,9 @@
  * - Refusing the rest of a body is an RST_STREAM with NO_ERROR after the answer (§8.1), not
  *   a lingering close.
  */
-import { constants as h2, type Http2ServerRequest } from 'node:http2';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import { constants as h2, Http2ServerResponse, type Http2ServerRequest } from 'node:http2';
+import { type IncomingMessage, ServerResponse } from 'node:http';
+import { Socket } from 'node:net';
 import { lingerWhenDone } from './linger.js';
 
 /** True for a request that arrived on an HTTP/2 stream. */
@@ -118,4 +118,17 @@ export function endAfterAnswer(req: IncomingMessage, res: ServerResponse): void 
  */
 export function responseCompleted(res: ServerResponse): boolean {
   return res.writableEnded && res.writableFinished;
+}
+
+/**
+ * True when the callback of `res.write(chunk, cb)` means node is done with the chunk's bytes,
+ * so that they may be reused. That holds for node's own response classes on a socket of node's
+ * own (a socket's write completes once the kernel has the bytes; HTTP/2 and TLS copy or wait
+ * just the same). It does not hold through a wrapper that replaced `write` (compression and the
+ * like may keep a chunk past its callback), nor on an arbitrary Duplex emitted as a connection.
+ */
+export function writeCallbackFreesChunk(res: ServerResponse): boolean {
+  if (Object.hasOwn(res, 'write')) return false;
+  if (res.write === (Http2ServerResponse.prototype.write as unknown)) return true;
+  return res.write === ServerResponse.prototype.write && res.req?.socket instanceof Socket;
 }

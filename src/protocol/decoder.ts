@@ -40,6 +40,11 @@ export interface RecordDecoderOptions {
    * with UNKNOWN_TYPE, §4.2). Default false: a client never expects them.
    */
   readonly allowUnknownTypes?: boolean;
+  /**
+   * Where content spanning chunks is assembled (default `Buffer.allocUnsafe`). The buffer is
+   * handed out with the record and never touched again by the decoder.
+   */
+  readonly alloc?: (length: number) => Buffer;
 }
 
 /** Content lengths the spec fixes for some types. */
@@ -59,6 +64,7 @@ const STATE_FAILED = 3;
 export class RecordDecoder {
   readonly #expectId: number | undefined;
   readonly #allowUnknown: boolean;
+  readonly #alloc: (length: number) => Buffer;
   #state = STATE_HEADER;
   /** Header bytes gathered so far when a header spans chunks. */
   readonly #header = Buffer.alloc(FCGI_HEADER_LEN);
@@ -80,6 +86,7 @@ export class RecordDecoder {
   constructor(options: RecordDecoderOptions = {}) {
     this.#expectId = options.requestId;
     this.#allowUnknown = options.allowUnknownTypes ?? false;
+    this.#alloc = options.alloc ?? ((n) => Buffer.allocUnsafe(n));
   }
 
   /** Bytes consumed so far. */
@@ -143,7 +150,7 @@ export class RecordDecoder {
             this.#emit(view, onRecord);
             break;
           }
-          if (this.#content === null) this.#content = Buffer.allocUnsafe(this.#contentLength);
+          if (this.#content === null) this.#content = this.#alloc(this.#contentLength);
           const take = Math.min(want, n - i);
           chunk.copy(this.#content, this.#contentFill, i, i + take);
           this.#contentFill += take;

@@ -29,6 +29,7 @@ import {
 } from '../errors.js';
 import { ProtocolStatus, RECORD_TYPE_NAMES, RecordType } from '../protocol/constants.js';
 import { type EndRequest, type FcgiRecord, RecordDecoder, parseEndRequest } from '../protocol/decoder.js';
+import { blocks } from './blocks.js';
 import type { ReadSink } from './connector.js';
 import type { Exchange, ExchangeTransport } from './exchange.js';
 
@@ -63,7 +64,7 @@ export class UpstreamConnection implements ExchangeTransport {
   readonly #socket: net.Socket;
   readonly #owner: ConnectionOwner;
   readonly #timeouts: ConnectionTimeouts;
-  readonly #decoder = new RecordDecoder({ requestId: 1 });
+  readonly #decoder = new RecordDecoder({ requestId: 1, alloc: (n) => blocks.take(n) });
   #exchange: Exchange | null = null;
   #closed = false;
   #keepConn = false;
@@ -231,7 +232,7 @@ export class UpstreamConnection implements ExchangeTransport {
         if (record.content.length === 0) return;
         {
           // Handlers own what they get; a view into the read buffer is overwritten by the next read.
-          const content = record.content.buffer === this.#readBuffer ? Buffer.from(record.content) : record.content;
+          const content = record.content.buffer === this.#readBuffer ? blocks.copy(record.content) : record.content;
           if (this.#paused || this.#backlog.length > 0) {
             // Paused earlier in this chunk: hold the record until resume().
             this.#backlog.push({ type: record.type, content });

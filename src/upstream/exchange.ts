@@ -41,7 +41,11 @@ export interface FastCgiRequest {
 export interface ExchangeHandler {
   /** Called when a connection is assigned (after any wait in the pool queue). */
   onStart?(controller: ExchangeController): void;
-  /** FCGI_STDOUT bytes (yours to keep). Return false to pause until `resume()`. */
+  /**
+   * FCGI_STDOUT bytes (yours to keep). Large ones may be a block lent by `blocks`
+   * (blocks.ts): give it back once nothing refers to it, or let it be collected. Return false
+   * to pause until `resume()`.
+   */
   // biome-ignore lint/suspicious/noConfusingVoidType: a handler may return nothing (go on) or false (pause)
   onStdout(chunk: Buffer): boolean | void;
   /** FCGI_STDERR bytes (yours to keep). */

@@ -284,3 +284,32 @@ describe('decoder errors', () => {
     assert.equal(err.name, 'ProtocolError');
   });
 });
+
+describe('the alloc option', () => {
+  test('content spanning pushes is assembled in a buffer from alloc; content within one push is a view', () => {
+    const asked: number[] = [];
+    const made: Buffer[] = [];
+    const d = new RecordDecoder({
+      alloc: (n) => {
+        asked.push(n);
+        const b = Buffer.alloc(n, 0xee); // pre-filled: every byte must be overwritten
+        made.push(b);
+        return b;
+      },
+    });
+    const whole = rec(RT.Stdout, 1, 'in one push');
+    const spanning = rec(RT.Stdout, 1, Buffer.alloc(300, 'x'), 4);
+    const got: Buffer[] = [];
+    const onRecord = (r: { content: Buffer }): void => void got.push(r.content);
+    const bytes = cat(whole, spanning);
+    const cut = whole.length + 100;
+    const first = bytes.subarray(0, cut);
+    d.push(first, onRecord);
+    d.push(bytes.subarray(cut), onRecord);
+    assert.deepEqual(asked, [300], 'one allocation, of the content length');
+    assert.equal(got.length, 2);
+    assert.equal(got[0]!.buffer, first.buffer, 'a view into the pushed chunk');
+    assert.equal(got[1], made[0], 'the allocated buffer itself');
+    assert.ok(got[1]!.equals(Buffer.alloc(300, 'x')));
+  });
+});
