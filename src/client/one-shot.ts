@@ -123,12 +123,12 @@ export async function exchangeOnce(req: OneShotRequest): Promise<OneShotResult> 
       /** Body bytes: to the stream (false → pause the upstream until 'drain') or the buffer. */
       const emitBody = (chunk: Buffer): boolean => {
         if (chunk.length === 0) return true;
+        // The chunk is ours to keep (the connection copied it out of its read buffer).
         if (!out) {
-          bodyParts.push(Buffer.from(chunk));
+          bodyParts.push(chunk);
           return true;
         }
-        // A copy: the chunk is a view into the socket buffer, reused after this call.
-        if (out.write(Buffer.from(chunk))) return true;
+        if (out.write(chunk)) return true;
         // Records already decoded from the same socket chunk still arrive after a pause:
         // register one 'drain' listener per pause, not one per record.
         if (!waitingDrain) {

@@ -28,7 +28,7 @@ import { ClientSendTimeoutError, type GatewayError, ResponseSpillError } from '.
 import { BLOCK_SIZE, blocks } from '../upstream/blocks.js';
 import type { MemoryBudget } from './memory-budget.js';
 import { TempFile } from './temp-file.js';
-import { writeCallbackFreesChunk } from './wire.js';
+import { responseDestroyed, writeCallbackFreesChunk } from './wire.js';
 
 /** Limits of one writer. */
 export interface SpillOptions {
@@ -69,6 +69,8 @@ export class SpillingWriter {
   /** Memory backlog (sent before anything in the file). */
   #queue: Buffer[] = [];
   #queued = 0;
+  /** Memory #queue holds (blocks.footprint of each chunk). */
+  #queuedCost = 0;
   /** Bytes of #queue reserved from the budget (all of it, unless maxSpill is 0). */
   #reserved = 0;
   /** Chunks for the next write to the temp file (after everything in it). */
@@ -113,16 +115,20 @@ export class SpillingWriter {
       this.#block();
       return this.#o.maxSpill > 0 || this.#o.memory > 0 ? true : this.#pauseUpstream();
     }
-    if (this.#file === null && this.#opening === null && this.#queued + chunk.length <= this.#o.memory && this.#o.budget.take(chunk.length)) {
+    // The memory limits count what the chunk holds: a lent block is 64 KiB whatever its length.
+    const cost = blocks.footprint(chunk);
+    if (this.#file === null && this.#opening === null && this.#queuedCost + cost <= this.#o.memory && this.#o.budget.take(cost)) {
       this.#queue.push(chunk);
       this.#queued += chunk.length;
-      this.#reserved += chunk.length;
+      this.#queuedCost += cost;
+      this.#reserved += cost;
       return true;
     }
     if (this.#o.maxSpill === 0) {
       // No disk: keep it in memory and hold the upstream until the client drains.
       this.#queue.push(chunk);
       this.#queued += chunk.length;
+      this.#queuedCost += cost;
       return this.#pauseUpstream();
     }
     this.#spill(chunk);
@@ -147,6 +153,7 @@ export class SpillingWriter {
     this.#res.removeListener('finish', this.#onFinish);
     this.#queue = [];
     this.#queued = 0;
+    this.#queuedCost = 0;
     this.#o.budget.give(this.#reserved);
     this.#reserved = 0;
     this.#batch = [];
@@ -245,7 +252,9 @@ export class SpillingWriter {
       const next = this.#queue.shift();
       if (next !== undefined) {
         this.#queued -= next.length;
-        const back = Math.min(next.length, this.#reserved);
+        const cost = blocks.footprint(next);
+        this.#queuedCost -= cost;
+        const back = Math.min(cost, this.#reserved);
         this.#reserved -= back;
         this.#o.budget.give(back);
         if (!this.#send(next, next)) this.#block();
@@ -291,11 +300,15 @@ export class SpillingWriter {
 
   /**
    * res.write(data); `lent` (the block `data` lies in, when the pool lent it) goes back to the
-   * pool once the write completed.
+   * pool once the write completed. A failed write, or one that completes on a destroyed
+   * response, may have left bytes in a socket write still under way: that block is left to the
+   * garbage collector instead.
    */
   #send(data: Buffer, lent: Buffer): boolean {
     if (!this.#reuse || !blocks.lent(lent)) return this.#res.write(data);
-    return this.#res.write(data, () => blocks.give(lent));
+    return this.#res.write(data, (err) => {
+      if (!err && !responseDestroyed(this.#res)) blocks.give(lent);
+    });
   }
 
   #maybeResume(): void {

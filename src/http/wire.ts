@@ -121,14 +121,25 @@ export function responseCompleted(res: ServerResponse): boolean {
 }
 
 /**
- * True when the callback of `res.write(chunk, cb)` means node is done with the chunk's bytes,
- * so that they may be reused. That holds for node's own response classes on a socket of node's
- * own (a socket's write completes once the kernel has the bytes; HTTP/2 and TLS copy or wait
- * just the same). It does not hold through a wrapper that replaced `write` (compression and the
- * like may keep a chunk past its callback), nor on an arbitrary Duplex emitted as a connection.
+ * True when a successful callback of `res.write(chunk, cb)` on a live response means node is
+ * done with the chunk's bytes, so that they may be reused:
+ * - HTTP/1 on a socket of node's own: the write completes once the kernel has the bytes.
+ * - HTTP/2 over TLS: the session encrypts (copies) each frame as it goes to the socket.
+ * Not on cleartext HTTP/2, where a frame cut by flow control may still sit in a socket write
+ * when its stream is destroyed and the callback runs; not through a wrapper that replaced
+ * `write` (a compressing middleware may keep a chunk past its callback); not on an arbitrary
+ * Duplex emitted as a connection.
  */
 export function writeCallbackFreesChunk(res: ServerResponse): boolean {
   if (Object.hasOwn(res, 'write')) return false;
-  if (res.write === (Http2ServerResponse.prototype.write as unknown)) return true;
+  if (res.write === (Http2ServerResponse.prototype.write as unknown)) {
+    return (res as unknown as Http2ServerResponse).stream?.session?.encrypted === true;
+  }
   return res.write === ServerResponse.prototype.write && res.req?.socket instanceof Socket;
+}
+
+/** The response (HTTP/1) or its stream (HTTP/2) was destroyed. */
+export function responseDestroyed(res: ServerResponse): boolean {
+  const stream = (res as unknown as { stream?: { destroyed: boolean } }).stream;
+  return stream !== undefined ? stream.destroyed : res.destroyed;
 }

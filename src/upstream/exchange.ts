@@ -42,9 +42,10 @@ export interface ExchangeHandler {
   /** Called when a connection is assigned (after any wait in the pool queue). */
   onStart?(controller: ExchangeController): void;
   /**
-   * FCGI_STDOUT bytes (yours to keep). Large ones may be a block lent by `blocks`
-   * (blocks.ts): give it back once nothing refers to it, or let it be collected. Return false
-   * to pause until `resume()`.
+   * FCGI_STDOUT bytes (yours to keep). Large ones may lie in a block of the upstream block pool
+   * (blocks.ts): the gateway's spill writer gives those back once written; any other handler
+   * just keeps them, and they are collected like any Buffer. Return false to pause until
+   * `resume()`.
    */
   // biome-ignore lint/suspicious/noConfusingVoidType: a handler may return nothing (go on) or false (pause)
   onStdout(chunk: Buffer): boolean | void;

@@ -182,8 +182,8 @@ export class ConnectionPool implements ConnectionOwner {
       const err: Buffer[] = [];
       try {
         this.dispatch(request, {
-          onStdout: (c) => void out.push(Buffer.from(c)),
-          onStderr: (c) => void err.push(Buffer.from(c)),
+          onStdout: (c) => void out.push(c),
+          onStderr: (c) => void err.push(c),
           onEnd: (end) =>
             resolve({ stdout: Buffer.concat(out), stderr: Buffer.concat(err), appStatus: end.appStatus, protocolStatus: end.protocolStatus }),
           onError: reject,

@@ -308,7 +308,8 @@ describe('the alloc option', () => {
     d.push(bytes.subarray(cut), onRecord);
     assert.deepEqual(asked, [300], 'one allocation, of the content length');
     assert.equal(got.length, 2);
-    assert.equal(got[0]!.buffer, first.buffer, 'a view into the pushed chunk');
+    assert.equal(got[0]!.buffer, first.buffer, 'a view into the pushed chunk…');
+    assert.equal(got[0]!.byteOffset, first.byteOffset + 8, '…just past its header');
     assert.equal(got[1], made[0], 'the allocated buffer itself');
     assert.ok(got[1]!.equals(Buffer.alloc(300, 'x')));
   });
